@@ -1,0 +1,50 @@
+"""Per-app state and the dependencies that hand it to handlers (never module globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from classifier.core.config import Settings
+from classifier.core.errors import NotReadyError
+from classifier.core.logs import LogShipper
+from classifier.core.metrics import Metrics
+from classifier.model.repository import ModelRepository, ServedModel
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """Everything one app instance owns; the lifespan fills in the parts that need start-up."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    logs: LogShipper | None = None
+    models: ModelRepository | None = None
+    ready: bool = False
+    in_flight: int = 0
+
+
+def get_service(request: Request) -> ServiceState:
+    service: ServiceState = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[ServiceState, Depends(get_service)]
+
+
+def get_models(service: ServiceDep) -> ModelRepository:
+    if service.models is None or not service.ready:
+        raise NotReadyError("the model is not loaded yet")
+    return service.models
+
+
+ModelsDep = Annotated[ModelRepository, Depends(get_models)]
+
+
+def get_default_model(models: ModelsDep) -> ServedModel:
+    return next(iter(models))
+
+
+DefaultModelDep = Annotated[ServedModel, Depends(get_default_model)]

@@ -1,0 +1,153 @@
+"""Per-request plumbing around every route: request id, admission control, metrics, access log.
+
+A plain ASGI middleware (not ``BaseHTTPMiddleware``) so bodies stream through untouched and a
+request costs one function call here, not an extra task.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from classifier.api.errors import CLIENT_CLOSED_REQUEST, error_response
+
+if TYPE_CHECKING:
+    from classifier.api.deps import ServiceState
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Echo a client's id only when it is a sane token; anything else gets a fresh id.
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+logger = logging.getLogger("classifier")
+
+
+def _request_id(scope: Scope) -> str:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
+            return value.decode("ascii")
+    return uuid.uuid4().hex
+
+
+def _is_work(scope: Scope) -> bool:
+    """Requests that run the model are admission-controlled; health and metrics never are."""
+    return bool(scope["method"] == "POST")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, service: ServiceState) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service = self.service
+        start = time.perf_counter()
+        request_id = _request_id(scope)
+        access: dict[str, Any] = {}
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["access"] = access
+        id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status = CLIENT_CLOSED_REQUEST
+        bytes_in = 0
+
+        async def counting_receive() -> Message:
+            nonlocal bytes_in
+            message = await receive()
+            if message["type"] == "http.request":
+                bytes_in += len(message.get("body", b""))
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        work = _is_work(scope)
+        if work and service.in_flight >= service.settings.max_concurrency:
+            service.metrics.shed.inc()
+            response = error_response(
+                scope["path"],
+                status=503,
+                detail="the service is at capacity; retry shortly",
+                request_id=request_id,
+                slug="overloaded",
+                title="Service overloaded",
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send_with_id)
+            self._finish(scope, request_id, status, start, bytes_in, {"shed": True})
+            return
+
+        if work:
+            service.in_flight += 1
+            service.metrics.in_flight.inc()
+        try:
+            await self.app(scope, counting_receive, send_with_id)
+        except Exception as exc:
+            # Never a bare traceback to the client: a 500 in the route family's format.
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            access["error"] = type(exc).__name__
+            if service.logs is not None:
+                service.logs.app(
+                    "unhandled_error",
+                    level="error",
+                    request_id=request_id,
+                    exception=type(exc).__name__,
+                    path=scope["path"],
+                )
+            if status == CLIENT_CLOSED_REQUEST:  # nothing sent yet
+                response = error_response(
+                    scope["path"],
+                    status=500,
+                    detail="internal error; the request id identifies it in the logs",
+                    request_id=request_id,
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            if work:
+                service.in_flight -= 1
+                service.metrics.in_flight.dec()
+            self._finish(scope, request_id, status, start, bytes_in, access)
+
+    def _finish(
+        self,
+        scope: Scope,
+        request_id: str,
+        status: int,
+        start: float,
+        bytes_in: int,
+        extra: dict[str, Any],
+    ) -> None:
+        duration = time.perf_counter() - start
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        metrics = self.service.metrics
+        metrics.requests.labels(template, scope["method"], str(status)).inc()
+        metrics.latency.labels(template).observe(duration)
+        if self.service.logs is None:
+            return
+        record: dict[str, Any] = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(duration * 1000, 3),
+            "bytes_in": bytes_in,
+        }
+        client = scope.get("client")
+        if client:
+            record["client"] = client[0]
+        record.update(extra)
+        self.service.logs.access(record)

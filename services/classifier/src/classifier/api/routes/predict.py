@@ -1,0 +1,66 @@
+"""``POST /predict``: the original Flask app's contract, kept to the letter."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from classifier.api.deps import DefaultModelDep, ServiceDep
+from classifier.api.frames import multipart_openapi, prepare_sequence
+from classifier.api.schemas import PredictResponse, SeedError
+from classifier.core.errors import FrameCountError
+from classifier.pipeline.answer import classify
+
+router = APIRouter(tags=["seed-compatible"])
+
+
+class SeedFrameCountError(FrameCountError):
+    """The seed answered a wrong count with 400, where /v1 answers 422."""
+
+    status_code = 400
+
+
+def _seed_check(received: int, expected: int) -> None:
+    if received != expected:
+        raise SeedFrameCountError(
+            f"Please upload exactly {expected} images.", expected=expected, received=received
+        )
+
+
+@router.post(
+    "/predict",
+    summary="Classify one sequence (the original API)",
+    description=(
+        "Multipart field `images` holding exactly as many frames as the model's sequence length "
+        "(24 for the bundled model), in order. Answers the index of the most probable class, as "
+        "the original service did, plus its label and every label's probability."
+    ),
+    response_model=PredictResponse,
+    responses={
+        400: {"model": SeedError, "description": "Wrong number of images, or a malformed body."},
+        413: {"model": SeedError, "description": "A frame or the body is over a size limit."},
+        415: {"model": SeedError, "description": "Not multipart, or an unsupported image."},
+        422: {"model": SeedError, "description": "A frame is not a decodable image."},
+    },
+    openapi_extra=multipart_openapi("images", "The frames, in order."),
+)
+async def predict(
+    request: Request, service: ServiceDep, served: DefaultModelDep
+) -> PredictResponse:
+    model = served.model
+    sequence = await prepare_sequence(
+        request, service, model.manifest.input, ("images",), _seed_check
+    )
+    probabilities, _ = await served.engine.predict(sequence.tensor)
+    result = classify(probabilities[0], model.manifest.labels, top_k=1)
+    request.state.access.update(
+        model=model.name,
+        model_version=model.version,
+        label=result.label,
+        confidence=round(result.confidence, 6),
+        frames=sequence.frames,
+    )
+    return PredictResponse(
+        predicted_class=result.class_index,
+        label=result.label,
+        probabilities=result.probabilities,
+    )

@@ -1,0 +1,73 @@
+"""Service settings: one pydantic-settings class, read from ``CLASSIFIER_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The model bundled with the service (``services/classifier/models/rodent-behaviour``).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "rodent-behaviour"
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the classifier. Each field is documented in ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLASSIFIER_", env_file=None, extra="ignore", frozen=True
+    )
+
+    # --- server -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 inside containers.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Server processes (uvicorn workers).")
+    log_level: LogLevel = Field("info", description="Level of application log records.")
+    access_log_stdout: bool = Field(
+        True, description="Write one JSON line per request to stdout (besides fluentd)."
+    )
+
+    # --- model ------------------------------------------------------------------------------
+    model_dir: Path = Field(
+        DEFAULT_MODEL_DIR, description="Folder holding model.onnx and manifest.json."
+    )
+    intra_op_threads: int = Field(
+        1, ge=0, le=64, description="onnxruntime intra-op threads per process (0: runtime picks)."
+    )
+
+    # --- log shipping -----------------------------------------------------------------------
+    fluentd_host: str | None = Field(
+        None, description="fluentd host; unset means records go to stdout only."
+    )
+    fluentd_port: int = Field(24224, ge=1, le=65535, description="fluentd forward-input port.")
+    fluentd_timeout: float = Field(
+        0.5, gt=0, le=30, description="Seconds a send to fluentd may take before it is abandoned."
+    )
+    fluentd_queue_size: int = Field(
+        10_000, ge=1, description="Records held for fluentd before the oldest are dropped."
+    )
+
+    # --- limits on what a request may carry ---------------------------------------------------
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body (413 above it)."
+    )
+    max_frame_bytes: int = Field(
+        2 * 1024 * 1024, ge=64, description="Largest single uploaded frame (413 above it)."
+    )
+    max_frame_pixels: int = Field(
+        4096 * 4096, ge=1, description="Most pixels one frame may declare in its header."
+    )
+    max_parts: int = Field(
+        256, ge=1, description="Most multipart parts (files and fields) one request may carry."
+    )
+    request_timeout: float = Field(
+        30.0, gt=0, description="Seconds a client has to finish sending its body."
+    )
+
+    # --- concurrency ------------------------------------------------------------------------
+    max_concurrency: int = Field(
+        64, ge=1, description="Requests processed at once per worker before shedding with 503."
+    )

@@ -1,0 +1,92 @@
+"""The app factory: ``create_app(settings)`` wires routes, errors and middleware, and its
+lifespan loads and warms up the model and starts and stops the log shipper."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from classifier import __version__
+from classifier.api.deps import ServiceState
+from classifier.api.errors import install_error_handlers
+from classifier.api.middleware import RequestContextMiddleware
+from classifier.api.routes import health, meta, models, predict
+from classifier.core.config import Settings
+from classifier.core.logs import LogShipper
+from classifier.model.engine import InferenceEngine
+from classifier.model.repository import ModelRepository, ServedModel
+from classifier.model.runtime import ModelLoadError, load_model
+
+DESCRIPTION = """
+Classifies short sequences of video frames (by default 24 grayscale 64x64 frames of rodent
+behaviour) with an ONNX model described by its manifest.
+
+* **Native API** (`/v1`): upload the frames as multipart `frames`, get the label, confidence,
+  every label's probability, the top k, the model's name and version and timings.
+* **Seed-compatible** `POST /predict`: the original service's contract, unchanged.
+* **Operations**: `/health/live`, `/health/ready`, `/metrics` (Prometheus).
+
+Every response carries `X-Request-ID` (yours, echoed, or a new one); errors on `/v1` are RFC 9457
+problem details that include it.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build one independent app; nothing is shared with other apps built in the same process."""
+    settings = settings or Settings()
+    service = ServiceState(settings=settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs = LogShipper.from_settings(settings)
+        service.logs = logs
+        service.metrics.watch_dropped_log_records(lambda: logs.dropped)
+        logs.app(
+            "startup",
+            version=__version__,
+            model_dir=str(settings.model_dir),
+            fluentd=f"{settings.fluentd_host}:{settings.fluentd_port}"
+            if settings.fluentd_host
+            else None,
+        )
+        try:
+            try:
+                model = await anyio.to_thread.run_sync(
+                    lambda: load_model(
+                        settings.model_dir, intra_op_threads=settings.intra_op_threads
+                    )
+                )
+            except ModelLoadError as exc:
+                logs.app("model_load_failed", level="critical", error=str(exc))
+                raise
+            engine = InferenceEngine(model, service.metrics)
+            service.models = ModelRepository([ServedModel(model=model, engine=engine)])
+            service.ready = True
+            logs.app(
+                "model_loaded",
+                model=model.name,
+                model_version=model.version,
+                sha256=model.manifest.sha256,
+                labels=list(model.manifest.labels),
+            )
+            yield
+        finally:
+            service.ready = False
+            logs.app("shutdown")
+            logs.close()
+
+    app = FastAPI(
+        title="Image-sequence classifier",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    for router in (predict.router, models.router, health.router, meta.router):
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    return app

@@ -1,0 +1,101 @@
+"""The model manifest: the JSON file beside the .onnx that says how to feed and read the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MANIFEST_FILENAME = "manifest.json"
+
+ResizeFilter = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
+
+
+class ManifestError(Exception):
+    """The manifest is missing, unreadable or inconsistent; the message is one clear line."""
+
+
+class InputSpec(BaseModel):
+    """How frames become the model's input tensor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Name of the graph input.")
+    layout: Literal["NTHWC", "NTCHW"] = Field(description="Axis order of the input tensor.")
+    frames: int = Field(ge=1, le=1024, description="Frames per sequence (T).")
+    height: int = Field(ge=1, le=4096)
+    width: int = Field(ge=1, le=4096)
+    channels: Literal[1, 3]
+    dtype: Literal["float32"] = "float32"
+    scaling: Literal["unit", "raw"] = Field(
+        description="'unit': pixel/255 in [0, 1]; 'raw': pixel values 0..255 as floats."
+    )
+    color_mode: Literal["L", "RGB"] = Field(description="Pillow mode each frame is converted to.")
+    resize_filter: ResizeFilter = Field(
+        description="Pillow filter used when a frame's size differs."
+    )
+
+    @model_validator(mode="after")
+    def _channels_match_mode(self) -> InputSpec:
+        expected = 1 if self.color_mode == "L" else 3
+        if self.channels != expected:
+            raise ValueError(
+                f"color_mode {self.color_mode} has {expected} channel(s), not {self.channels}"
+            )
+        return self
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The per-sequence shape, without the batch axis."""
+        if self.layout == "NTHWC":
+            return (self.frames, self.height, self.width, self.channels)
+        return (self.frames, self.channels, self.height, self.width)
+
+
+class OutputSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Name of the graph output holding one score per label.")
+    kind: Literal["logits", "probabilities"]
+
+
+class Manifest(BaseModel):
+    """What ``manifest.json`` holds; ``provenance`` and ``metrics`` are free-form, served as-is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    version: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    file: str = "model.onnx"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    labels: tuple[str, ...] = Field(min_length=2)
+    input: InputSpec
+    output: OutputSpec
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> Manifest:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        return self
+
+
+def load_manifest(model_dir: Path) -> Manifest:
+    """Read and validate ``manifest.json`` in ``model_dir``."""
+    path = model_dir / MANIFEST_FILENAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"no model manifest at {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"cannot read model manifest {path}: {exc}") from None
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(root)"
+        raise ManifestError(f"invalid model manifest {path}: {where}: {first['msg']}") from None

@@ -1,0 +1,116 @@
+"""Stage 2, decode frames: image bytes to uint8 arrays in the manifest's size and colour mode.
+
+Pillow is the reference decoder. Every frame's header is checked against the pixel limit before
+any pixel data is decoded, so a decompression bomb costs only its header.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
+
+from classifier.core.errors import (
+    ContentTooLargeError,
+    UndecodableFrameError,
+    UnsupportedFrameFormatError,
+)
+from classifier.model.manifest import InputSpec
+from classifier.pipeline.upload import UploadedFrame
+
+#: Pillow format names accepted for frames (GIF: its first frame only).
+SUPPORTED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+
+RESIZE_FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+PixelArray = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    max_frame_pixels: int
+
+
+def _describe(frame: UploadedFrame) -> str:
+    return f"frame {frame.index} ({frame.filename})"
+
+
+def _open(frame: UploadedFrame) -> Image.Image:
+    """Open lazily (header only) among the supported formats, naming what was wrong on failure."""
+    try:
+        return Image.open(io.BytesIO(frame.data), formats=SUPPORTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard (its global limit) fired while reading the header.
+        raise ContentTooLargeError(
+            f"{_describe(frame)} declares more pixels than any frame may have"
+        ) from None
+    except UnidentifiedImageError:
+        pass
+    except Exception as exc:  # a corrupt header can raise assorted errors from a plugin
+        raise UndecodableFrameError(
+            f"{_describe(frame)} is not a decodable image: {type(exc).__name__}: {exc}"
+        ) from None
+    # Not one of ours: say whether it is another image format or no image at all.
+    try:
+        with Image.open(io.BytesIO(frame.data)) as other:
+            detected = other.format
+    except Exception:
+        detected = None
+    if detected:
+        raise UnsupportedFrameFormatError(
+            f"{_describe(frame)} is {detected}; supported formats are "
+            f"{', '.join(SUPPORTED_FORMATS)}"
+        )
+    raise UndecodableFrameError(
+        f"{_describe(frame)} is not a decodable image (supported formats: "
+        f"{', '.join(SUPPORTED_FORMATS)})"
+    )
+
+
+def decode_frame(frame: UploadedFrame, spec: InputSpec, limits: DecodeLimits) -> PixelArray:
+    """Decode one frame to ``(height, width)`` or ``(height, width, 3)`` uint8, per ``spec``."""
+    with _open(frame) as image:
+        width, height = image.size
+        if width * height > limits.max_frame_pixels:
+            raise ContentTooLargeError(
+                f"{_describe(frame)} is {width}x{height} pixels, above the limit of "
+                f"{limits.max_frame_pixels} pixels (limit max_frame_pixels)"
+            )
+        try:
+            image.load()
+            converted = _convert(image, spec.color_mode)
+            if converted.size != (spec.width, spec.height):
+                converted = converted.resize(
+                    (spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter]
+                )
+            pixels: PixelArray = np.asarray(converted, dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise UndecodableFrameError(f"{_describe(frame)} could not be decoded: {exc}") from None
+    return pixels
+
+
+def _convert(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode == mode:
+        return image
+    if image.mode == "P" and "transparency" in image.info:
+        # Pillow warns when a palette image with transparency skips RGBA on its way elsewhere.
+        image = image.convert("RGBA")
+    return image.convert(mode)
+
+
+def decode_frames(
+    frames: Sequence[UploadedFrame], spec: InputSpec, limits: DecodeLimits
+) -> list[PixelArray]:
+    """Decode every frame in order; the first bad frame stops the work and is named."""
+    return [decode_frame(frame, spec, limits) for frame in frames]

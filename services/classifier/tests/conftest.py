@@ -1,0 +1,42 @@
+"""Fixtures that make data (model folders, settings, apps, clients); assertions live in tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from tests.support.tiny_models import write_model_dir
+
+from classifier.core.config import Settings
+from classifier.main import create_app
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A folder with the brightness test model and its manifest."""
+    return write_model_dir(tmp_path / "brightness")
+
+
+@pytest.fixture
+def settings(model_dir: Path) -> Settings:
+    return Settings(model_dir=model_dir, fluentd_host=None, access_log_stdout=False)
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        ) as http,
+    ):
+        yield http

@@ -1,0 +1,185 @@
+"""The classifier as deployed: a real uvicorn process on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.frames import encode, files, gray_frame, sequence
+from tests.support.server import classifier_env, free_port, running_classifier
+
+pytestmark = pytest.mark.integration
+
+URL = "/v1/models/brightness/classify"
+
+
+def _start_and_fail(model_dir: Path) -> tuple[int, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "classifier"],
+        env=classifier_env(model_dir, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stderr
+
+
+def test_a_missing_model_fails_start_up_with_one_line(tmp_path: Path) -> None:
+    code, stderr = _start_and_fail(tmp_path / "nowhere")
+
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("classifier: cannot serve the model: no model manifest at")
+
+
+def test_a_mismatched_model_fails_start_up_with_one_line(model_dir: Path) -> None:
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["labels"] = manifest["labels"][:3]
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    code, stderr = _start_and_fail(model_dir)
+
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        "classifier: cannot serve the model: graph output 'logits' has 4 classes, "
+        "manifest lists 3 labels"
+    ]
+
+
+async def test_serves_over_real_http_with_json_access_lines(model_dir: Path) -> None:
+    with running_classifier(model_dir) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            response = await client.post(
+                URL, files=files("frames", sequence(255)), headers={"X-Request-ID": "real-1"}
+            )
+        server.process.send_signal(signal.SIGTERM)
+        output = server.output()
+
+    assert response.status_code == 200
+    assert response.json()["label"] == "bright"
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    access = [r for r in records if r["tag"] == "classifier.access" and r["path"] == URL]
+    assert [(r["request_id"], r["status"], r["label"]) for r in access] == [
+        ("real-1", 200, "bright")
+    ]
+    events = [r["event"] for r in records if r["tag"] == "classifier.app"]
+    assert events[:2] == ["startup", "model_loaded"]
+    assert events[-1] == "shutdown"
+
+
+async def test_sigterm_drains_in_flight_requests_then_exits_0(model_dir: Path) -> None:
+    frames = sequence(170)
+    with running_classifier(model_dir) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+
+            async def slow_upload() -> httpx.Response:
+                # Send the body slowly so the request is surely in flight at SIGTERM.
+                body_files = files("frames", frames)
+                request = client.build_request("POST", URL, files=body_files)
+                body = request.read()
+
+                async def trickle():  # type: ignore[no-untyped-def]
+                    step = len(body) // 10
+                    for start in range(0, len(body), step):
+                        yield body[start : start + step]
+                        await asyncio.sleep(0.1)
+
+                headers = dict(request.headers)
+                headers.pop("content-length", None)
+                return await client.post(URL, content=trickle(), headers=headers)
+
+            in_flight = [asyncio.create_task(slow_upload()) for _ in range(3)]
+            await asyncio.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            responses = await asyncio.gather(*in_flight)
+        code = server.process.wait(timeout=30)
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert {r.json()["label"] for r in responses} == {"mid"}
+    assert code == 0
+
+
+async def test_health_answers_promptly_while_large_uploads_decode(model_dir: Path) -> None:
+    # Large frames take tens of ms each to decode and resize; the event loop must stay free.
+    big = [encode(gray_frame(100, (1500, 1500)), "PNG") for _ in range(24)]
+    roomy = {"CLASSIFIER_MAX_FRAME_BYTES": "8000000", "CLASSIFIER_MAX_REQUEST_BYTES": "200000000"}
+    with running_classifier(model_dir, env=roomy) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            uploads = [
+                asyncio.create_task(client.post(URL, files=files("frames", big))) for _ in range(4)
+            ]
+            await asyncio.sleep(0.3)  # let the uploads arrive and decoding start
+            health_times = []
+            for _ in range(5):
+                started = time.perf_counter()
+                health = await client.get("/health/live")
+                health_times.append(time.perf_counter() - started)
+                assert health.status_code == 200
+                await asyncio.sleep(0.05)
+            results = await asyncio.gather(*uploads)
+            decode_ms = [r.json()["timings"]["decode_ms"] for r in results]
+
+    assert all(r.status_code == 200 for r in results)
+    # Each upload spends far longer decoding than any health check waits.
+    assert max(health_times) * 1000 < min(decode_ms)
+
+
+async def test_client_disconnect_mid_upload_leaves_the_service_healthy(model_dir: Path) -> None:
+    with running_classifier(model_dir) as server:
+        body_start = (
+            b"--B\r\nContent-Disposition: form-data; name=\"frames\"; filename=\"a.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n"
+        ) + encode(gray_frame(1))
+        for attempt in range(5):
+            with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                raw.sendall(
+                    f"POST {URL} HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-{attempt}\r\n"
+                    "Content-Type: multipart/form-data; boundary=B\r\n"
+                    "Content-Length: 100000\r\n\r\n".encode()
+                    + body_start
+                )
+                time.sleep(0.1)
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            after = await client.post(URL, files=files("frames", sequence(0)))
+            ready = await client.get("/health/ready")
+        server.process.send_signal(signal.SIGTERM)
+        output = server.output()
+
+    assert after.status_code == 200
+    assert ready.status_code == 200
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    gone = [
+        r
+        for r in records
+        if r["tag"] == "classifier.access" and str(r.get("request_id")).startswith("gone-")
+    ]
+    assert sorted(r["request_id"] for r in gone) == [f"gone-{i}" for i in range(5)]
+    assert {r["status"] for r in gone} == {499}
+    assert "Traceback" not in output
+
+
+async def test_a_stalled_upload_times_out_with_408(model_dir: Path) -> None:
+    with running_classifier(model_dir, env={"CLASSIFIER_REQUEST_TIMEOUT": "0.5"}) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(
+                f"POST {URL} HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: multipart/form-data; boundary=B\r\n"
+                "Content-Length: 100000\r\n\r\n--B\r\n".encode()
+            )
+            raw.settimeout(10)
+            reply = ""
+            while chunk := raw.recv(65536).decode("latin-1"):  # until the server closes
+                reply += chunk
+
+    assert reply.startswith("HTTP/1.1 408 ")
+    assert "did not arrive within 0.5 s" in reply

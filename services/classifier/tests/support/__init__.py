@@ -1,0 +1,1 @@
+"""Test-data makers shared by the classifier tests (models, frames, uploads)."""
