@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             service.ready = False
             logs.app("shutdown")
-            logs.close()
+            # Bounded (about 1 s when fluentd is stalled), but still kept off the event loop.
+            await anyio.to_thread.run_sync(logs.close)
 
     app = FastAPI(
         title="Image-sequence classifier",

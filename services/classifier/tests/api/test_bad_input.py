@@ -10,11 +10,11 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from PIL import Image
-from tests.support.crafted import png_declaring
-from tests.support.frames import encode, files, gray_frame, sequence
 
 from classifier.core.config import Settings
 from classifier.main import create_app
+from tests.support.crafted import png_declaring
+from tests.support.frames import encode, files, gray_frame, sequence
 
 URL = "/v1/models/brightness/classify"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from tests.support.frames import files, sequence
-from tests.support.tiny_models import LABELS
 
 from classifier.core.config import Settings
 from classifier.main import create_app
+from tests.support.frames import files, sequence
+from tests.support.tiny_models import LABELS
 
 
 async def test_model_list_and_detail_serve_the_manifest(client: httpx.AsyncClient) -> None:

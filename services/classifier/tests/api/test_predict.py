@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from tests.support.frames import files, sequence
 from tests.support.tiny_models import LABELS
 

@@ -137,7 +137,7 @@ async def test_health_answers_promptly_while_large_uploads_decode(model_dir: Pat
 async def test_client_disconnect_mid_upload_leaves_the_service_healthy(model_dir: Path) -> None:
     with running_classifier(model_dir) as server:
         body_start = (
-            b"--B\r\nContent-Disposition: form-data; name=\"frames\"; filename=\"a.png\"\r\n"
+            b'--B\r\nContent-Disposition: form-data; name="frames"; filename="a.png"\r\n'
             b"Content-Type: image/png\r\n\r\n"
         ) + encode(gray_frame(1))
         for attempt in range(5):
@@ -148,7 +148,7 @@ async def test_client_disconnect_mid_upload_leaves_the_service_healthy(model_dir
                     "Content-Length: 100000\r\n\r\n".encode()
                     + body_start
                 )
-                time.sleep(0.1)
+                await asyncio.sleep(0.1)
         async with httpx.AsyncClient(base_url=server.url) as client:
             after = await client.post(URL, files=files("frames", sequence(0)))
             ready = await client.get("/health/ready")
@@ -169,17 +169,19 @@ async def test_client_disconnect_mid_upload_leaves_the_service_healthy(model_dir
 
 
 async def test_a_stalled_upload_times_out_with_408(model_dir: Path) -> None:
-    with running_classifier(model_dir, env={"CLASSIFIER_REQUEST_TIMEOUT": "0.5"}) as server:
-        with socket.create_connection(("127.0.0.1", server.port)) as raw:
-            raw.sendall(
-                f"POST {URL} HTTP/1.1\r\nHost: x\r\n"
-                "Content-Type: multipart/form-data; boundary=B\r\n"
-                "Content-Length: 100000\r\n\r\n--B\r\n".encode()
-            )
-            raw.settimeout(10)
-            reply = ""
-            while chunk := raw.recv(65536).decode("latin-1"):  # until the server closes
-                reply += chunk
+    with (
+        running_classifier(model_dir, env={"CLASSIFIER_REQUEST_TIMEOUT": "0.5"}) as server,
+        socket.create_connection(("127.0.0.1", server.port)) as raw,
+    ):
+        raw.sendall(
+            f"POST {URL} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: multipart/form-data; boundary=B\r\n"
+            "Content-Length: 100000\r\n\r\n--B\r\n".encode()
+        )
+        raw.settimeout(10)
+        reply = ""
+        while chunk := raw.recv(65536).decode("latin-1"):  # until the server closes
+            reply += chunk
 
     assert reply.startswith("HTTP/1.1 408 ")
     assert "did not arrive within 0.5 s" in reply

@@ -1,4 +1,4 @@
-"""A real classifier process (``python -m classifier``) on a loopback port, for integration tests."""
+"""A real classifier process (``python -m classifier``) on loopback, for integration tests."""
 
 from __future__ import annotations
 

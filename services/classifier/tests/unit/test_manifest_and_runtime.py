@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.support.tiny_models import LABELS, mean_brightness_model, write_model_dir
 
 from classifier.model.manifest import load_manifest
 from classifier.model.runtime import ModelLoadError, load_model, softmax
+from tests.support.tiny_models import LABELS, mean_brightness_model, write_model_dir
 
 
 def _edit_manifest(directory: Path, **changes: object) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 from PIL import Image
-from tests.support.frames import encode, gray_frame
 
 from classifier.core.errors import (
     BadUploadError,
@@ -21,6 +20,7 @@ from classifier.pipeline.answer import classify
 from classifier.pipeline.decode import DecodeLimits, decode_frame, decode_frames
 from classifier.pipeline.tensor import build_tensor
 from classifier.pipeline.upload import UploadedFrame, UploadLimits, parse_upload
+from tests.support.frames import encode, gray_frame
 
 GRAY = InputSpec(
     name="frames",
