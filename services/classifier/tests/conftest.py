@@ -9,10 +9,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from tests.support.tiny_models import write_model_dir
 
 from classifier.core.config import Settings
 from classifier.main import create_app
+from tests.support.tiny_models import write_model_dir
 
 
 @pytest.fixture
