@@ -191,3 +191,54 @@ def test_classify_ranks_labels_and_breaks_ties_by_order() -> None:
     assert result.confidence == pytest.approx(0.4)
     assert [r.label for r in result.top_k] == ["b", "c", "a"]
     assert result.probabilities == pytest.approx({"a": 0.1, "b": 0.4, "c": 0.4, "d": 0.1})
+
+
+async def test_parse_upload_ignores_preamble_and_epilogue() -> None:
+    body = b"preamble text\r\n" + _body([("frames", "a.png", b"A")]) + b"epilogue"
+    frames, _ = await parse_upload(
+        _chunks(body, 5), "multipart/form-data; boundary=XyZ", fields=("frames",), limits=UPLOAD
+    )
+
+    assert [(f.filename, f.data) for f in frames] == [("a.png", b"A")]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"no boundary anywhere", "no boundary found"),
+        (b"--XyZ\r\n\r\nheaderless\r\n--XyZ--\r\n", "no Content-Disposition"),
+        (b"--XyZ\r\nnot a header\r\n\r\nx\r\n--XyZ--\r\n", "bad header line"),
+        (b"--XyZ\r\nContent-Disposition: attachment\r\n\r\nx\r\n--XyZ--\r\n", "form-data"),
+        (b"--XyZjunk\r\n", "line break after a boundary"),
+        (b'--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\nx', "closing boundary"),
+    ],
+)
+async def test_parse_upload_names_what_is_malformed(body: bytes, message: str) -> None:
+    with pytest.raises(BadUploadError, match=message):
+        await parse_upload(
+            _chunks(body, 64), "multipart/form-data; boundary=XyZ", fields=("a",), limits=UPLOAD
+        )
+
+
+async def test_parse_upload_refuses_parts_before_the_body_ends() -> None:
+    consumed: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        for i in range(100_000):
+            consumed.append(i)
+            yield b'\r\n--XyZ\r\nContent-Disposition: form-data; name="x"\r\n\r\n1'
+
+    with pytest.raises(ContentTooLargeError, match="more than 100 parts"):
+        await parse_upload(
+            endless(), "multipart/form-data; boundary=XyZ", fields=("f",), limits=UPLOAD
+        )
+    assert len(consumed) <= 102
+
+
+async def test_parse_upload_refuses_an_oversized_frame_naming_it() -> None:
+    small = UploadLimits(max_request_bytes=10_000, max_frame_bytes=10, max_parts=10)
+    body = _body([("frames", "ok.png", b"1" * 10), ("frames", "big.png", b"2" * 11)])
+    with pytest.raises(ContentTooLargeError, match=r"frame 1 \(big.png\) is larger than 10 bytes"):
+        await parse_upload(
+            _chunks(body, 64), "multipart/form-data; boundary=XyZ", fields=("frames",), limits=small
+        )

@@ -1,18 +1,23 @@
-"""Stage 1, parse upload: stream a multipart body into in-memory frames, enforcing every limit.
+"""Stage 1, parse upload: a multipart/form-data body into in-memory frames, within every limit.
 
-Frames are kept in memory (the request-size limit bounds them), so an aborted upload leaves no
-temporary files behind. Limits are checked while the body streams in, before it is all read.
+The body is received into memory (the request-size limit bounds it) while the size and the
+number of parts are checked chunk by chunk, so an oversized body or thousands of tiny parts are
+refused before the body has been read. Parts are then cut out with ``bytes.find``, which measured
+about eight times faster than a callback parser on 24-frame uploads (docs/benchmarks.md). Nothing
+touches the disk, so an aborted upload leaves no temporary files behind.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from classifier.core.errors import BadUploadError, ContentTooLargeError, NotMultipartError
+
+MAX_BOUNDARY_LENGTH = 200  # RFC 2046 allows 70; some clients send a little more
+MAX_PART_HEADER_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +37,6 @@ class UploadedFrame:
     data: bytes
 
 
-@dataclass(slots=True)
-class _Part:
-    name: str = ""
-    filename: str | None = None
-    content_type: str | None = None
-    chunks: list[bytes] = field(default_factory=list)
-    size: int = 0
-
-
 def multipart_boundary(content_type: str | None) -> bytes:
     """The boundary of a multipart/form-data body, or a NotMultipartError / BadUploadError."""
     mime, params = parse_options_header(content_type or "")
@@ -50,84 +46,9 @@ def multipart_boundary(content_type: str | None) -> bytes:
     boundary = params.get(b"boundary")
     if not boundary:
         raise BadUploadError("the multipart/form-data content type has no boundary parameter")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise BadUploadError(f"the multipart boundary is longer than {MAX_BOUNDARY_LENGTH} bytes")
     return boundary
-
-
-class FrameCollector:
-    """Callbacks for python-multipart that gather the file parts of the named fields."""
-
-    def __init__(self, fields: tuple[str, ...], limits: UploadLimits) -> None:
-        self.fields = fields
-        self.limits = limits
-        self.frames: list[UploadedFrame] = []
-        self.parts = 0
-        self.finished = False
-        self._part = _Part()
-        self._header_field = bytearray()
-        self._header_value = bytearray()
-        self._headers: dict[bytes, bytes] = {}
-
-    # python-multipart calls these synchronously from MultipartParser.write().
-    def on_part_begin(self) -> None:
-        self.parts += 1
-        if self.parts > self.limits.max_parts:
-            raise ContentTooLargeError(
-                f"the upload has more than {self.limits.max_parts} parts (limit max_parts)"
-            )
-        self._part = _Part()
-        self._headers = {}
-
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_field += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def on_header_end(self) -> None:
-        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
-        self._header_field.clear()
-        self._header_value.clear()
-
-    def on_headers_finished(self) -> None:
-        disposition, params = parse_options_header(self._headers.get(b"content-disposition"))
-        if disposition != b"form-data" or b"name" not in params:
-            raise BadUploadError(
-                f"part {self.parts} has no Content-Disposition: form-data header with a name"
-            )
-        self._part.name = params[b"name"].decode("utf-8", "replace")
-        if b"filename" in params:
-            self._part.filename = params[b"filename"].decode("utf-8", "replace")
-        if b"content-type" in self._headers:
-            self._part.content_type = self._headers[b"content-type"].decode("latin-1")
-
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        part = self._part
-        if part.name not in self.fields:
-            return  # other fields are counted as parts but not kept
-        part.size += end - start
-        if part.size > self.limits.max_frame_bytes:
-            index = len(self.frames)
-            raise ContentTooLargeError(
-                f"frame {index} ({part.filename or 'unnamed'}) is larger than "
-                f"{self.limits.max_frame_bytes} bytes (limit max_frame_bytes)"
-            )
-        part.chunks.append(data[start:end])
-
-    def on_part_end(self) -> None:
-        part = self._part
-        if part.name in self.fields:
-            index = len(self.frames)
-            self.frames.append(
-                UploadedFrame(
-                    index=index,
-                    filename=part.filename or f"frame-{index}",
-                    content_type=part.content_type,
-                    data=b"".join(part.chunks),
-                )
-            )
-
-    def on_end(self) -> None:
-        self.finished = True
 
 
 def check_declared_length(content_length: str | None, limits: UploadLimits) -> None:
@@ -145,6 +66,130 @@ def check_declared_length(content_length: str | None, limits: UploadLimits) -> N
         )
 
 
+def _too_many_parts(limits: UploadLimits) -> ContentTooLargeError:
+    return ContentTooLargeError(
+        f"the upload has more than {limits.max_parts} parts (limit max_parts)"
+    )
+
+
+async def receive_body(
+    chunks: AsyncIterator[bytes], boundary: bytes, limits: UploadLimits
+) -> bytes:
+    """Collect the body, refusing it as soon as it passes the size or part-count limit."""
+    delimiter = b"\r\n--" + boundary
+    body = bytearray()
+    delimiters = 0
+    scanned = 0  # every delimiter starting before this offset has been counted
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limits.max_request_bytes:
+            raise ContentTooLargeError(
+                f"the request body is larger than {limits.max_request_bytes} bytes "
+                "(limit max_request_bytes)"
+            )
+        # Parts are delimited by CRLF--boundary (the first may lack the CRLF, hence the + 1).
+        delimiters += body.count(delimiter, scanned)
+        scanned = max(scanned, len(body) - len(delimiter) + 1)
+        if delimiters > limits.max_parts + 1:
+            raise _too_many_parts(limits)
+    return bytes(body)
+
+
+def _part_headers(block: bytes, number: int) -> tuple[str, str | None, str | None]:
+    """Name, filename and content type from one part's header block."""
+    headers: dict[bytes, bytes] = {}
+    for line in block.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon:
+            raise BadUploadError(f"malformed multipart body: part {number} has a bad header line")
+        headers[name.strip().lower()] = value.strip()
+    disposition, params = parse_options_header(headers.get(b"content-disposition"))
+    if disposition != b"form-data" or b"name" not in params:
+        raise BadUploadError(
+            f"part {number} has no Content-Disposition: form-data header with a name"
+        )
+    filename = params.get(b"filename")
+    content_type = headers.get(b"content-type")
+    return (
+        params[b"name"].decode("utf-8", "replace"),
+        None if filename is None else filename.decode("utf-8", "replace"),
+        None if content_type is None else content_type.decode("latin-1"),
+    )
+
+
+def _find_delimiter(body: bytes, delimiter: bytes, start: int) -> int:
+    """Offset of the next real delimiter line: CRLF--boundary followed by ``--`` or a CRLF.
+
+    Content that merely contains CRLF--boundary followed by something else stays content.
+    """
+    while True:
+        found = body.find(delimiter, start)
+        if found < 0:
+            raise BadUploadError("the multipart body ends before its closing boundary")
+        after = found + len(delimiter)
+        if body.startswith(b"--", after):
+            return found
+        line_end = body.find(b"\r\n", after)
+        if line_end >= 0 and not body[after:line_end].strip(b" \t"):
+            return found
+        start = found + 1
+
+
+def split_frames(
+    body: bytes, boundary: bytes, *, fields: tuple[str, ...], limits: UploadLimits
+) -> list[UploadedFrame]:
+    """Cut the parts out of a complete body; keep those of ``fields`` as frames, in order."""
+    delimiter = b"--" + boundary
+    next_delimiter = b"\r\n" + delimiter
+    if body.startswith(delimiter):
+        position = 0
+    else:  # a preamble before the first boundary is allowed, and ignored
+        position = body.find(next_delimiter)
+        if position < 0:
+            raise BadUploadError("malformed multipart body: no boundary found")
+        position += 2
+    frames: list[UploadedFrame] = []
+    number = 0
+    while True:
+        position += len(delimiter)
+        if body.startswith(b"--", position):
+            return frames  # the closing delimiter; an epilogue after it is ignored
+        number += 1
+        if number > limits.max_parts:
+            raise _too_many_parts(limits)
+        line_end = body.find(b"\r\n", position)
+        if line_end < 0 or body[position:line_end].strip(b" \t"):
+            raise BadUploadError("malformed multipart body: expected a line break after a boundary")
+        if body.startswith(b"\r\n", line_end + 2):  # a part with no headers at all
+            raise BadUploadError(
+                f"part {number} has no Content-Disposition: form-data header with a name"
+            )
+        headers_end = body.find(b"\r\n\r\n", line_end + 2, line_end + 2 + MAX_PART_HEADER_BYTES)
+        if headers_end < 0:
+            if body.find(next_delimiter, line_end) < 0:
+                raise BadUploadError("the multipart body ends before its closing boundary")
+            raise BadUploadError(f"malformed multipart body: part {number} has no header end")
+        name, filename, content_type = _part_headers(body[line_end + 2 : headers_end], number)
+        content_start = headers_end + 4
+        content_end = _find_delimiter(body, next_delimiter, content_start)
+        if name in fields:
+            index = len(frames)
+            if content_end - content_start > limits.max_frame_bytes:
+                raise ContentTooLargeError(
+                    f"frame {index} ({filename or 'unnamed'}) is larger than "
+                    f"{limits.max_frame_bytes} bytes (limit max_frame_bytes)"
+                )
+            frames.append(
+                UploadedFrame(
+                    index=index,
+                    filename=filename or f"frame-{index}",
+                    content_type=content_type,
+                    data=body[content_start:content_end],
+                )
+            )
+        position = content_end + 2
+
+
 async def parse_upload(
     chunks: AsyncIterator[bytes],
     content_type: str | None,
@@ -152,37 +197,7 @@ async def parse_upload(
     fields: tuple[str, ...],
     limits: UploadLimits,
 ) -> tuple[list[UploadedFrame], int]:
-    """Parse a multipart body as it streams in; return the frames found and the bytes read."""
+    """Receive and parse a multipart body; return the frames found and the bytes read."""
     boundary = multipart_boundary(content_type)
-    collector = FrameCollector(fields, limits)
-    try:
-        parser = MultipartParser(
-            boundary,
-            callbacks={
-                "on_part_begin": collector.on_part_begin,
-                "on_part_data": collector.on_part_data,
-                "on_part_end": collector.on_part_end,
-                "on_header_field": collector.on_header_field,
-                "on_header_value": collector.on_header_value,
-                "on_header_end": collector.on_header_end,
-                "on_headers_finished": collector.on_headers_finished,
-                "on_end": collector.on_end,
-            },
-        )
-    except ValueError as exc:  # python-multipart rejects over-long boundaries this way
-        raise BadUploadError(f"invalid multipart boundary: {exc}") from None
-    received = 0
-    async for chunk in chunks:
-        received += len(chunk)
-        if received > limits.max_request_bytes:
-            raise ContentTooLargeError(
-                f"the request body is larger than {limits.max_request_bytes} bytes "
-                "(limit max_request_bytes)"
-            )
-        try:
-            parser.write(chunk)
-        except MultipartParseError as exc:
-            raise BadUploadError(f"malformed multipart body: {exc}") from None
-    if not collector.finished:
-        raise BadUploadError("the multipart body ends before its closing boundary")
-    return collector.frames, received
+    body = await receive_body(chunks, boundary, limits)
+    return split_frames(body, boundary, fields=fields, limits=limits), len(body)

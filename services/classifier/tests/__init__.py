@@ -1,0 +1,1 @@
+"""Tests of the classifier service: unit, API (in-process), integration (real processes), model."""
