@@ -62,7 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except ModelLoadError as exc:
                 logs.app("model_load_failed", level="critical", error=str(exc))
                 raise
-            engine = InferenceEngine(model, service.metrics)
+            engine = InferenceEngine(
+                model,
+                service.metrics,
+                max_batch=settings.max_batch,
+                max_delay=settings.batch_delay_ms / 1000,
+            )
+            await engine.start()
             service.models = ModelRepository([ServedModel(model=model, engine=engine)])
             service.ready = True
             logs.app(
@@ -75,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             service.ready = False
+            if service.models is not None:
+                for served in service.models:
+                    await served.engine.stop()
             logs.app("shutdown")
             # Bounded (about 1 s when fluentd is stalled), but still kept off the event loop.
             await anyio.to_thread.run_sync(logs.close)

@@ -1,0 +1,101 @@
+"""The inference engine: batches form under concurrency, and every caller gets its own rows."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.core.metrics import Metrics
+from classifier.model.engine import InferenceEngine
+from classifier.model.runtime import SequenceModel, load_model
+
+
+@pytest.fixture
+def model(model_dir: Path) -> SequenceModel:
+    return load_model(model_dir)
+
+
+def _sequence(brightness: float) -> np.ndarray:
+    return np.full((1, 24, 64, 64, 1), brightness, dtype=np.float32)
+
+
+def _batch_sizes(metrics: Metrics) -> dict[str, float]:
+    samples = {}
+    for family in metrics.registry.collect():
+        if family.name == "classifier_batch_size":
+            for sample in family.samples:
+                if sample.name.endswith("_count") or sample.name.endswith("_sum"):
+                    samples[sample.name] = sample.value
+    return samples
+
+
+@pytest.mark.parametrize(("max_batch", "delay"), [(1, 0.0), (16, 0.0), (4, 0.0), (16, 0.01)])
+async def test_concurrent_callers_each_get_their_own_answer(
+    model: SequenceModel, max_batch: int, delay: float
+) -> None:
+    metrics = Metrics()
+    engine = InferenceEngine(model, metrics, max_batch=max_batch, max_delay=delay)
+    await engine.start()
+    levels = [0.0, 1 / 3, 2 / 3, 1.0] * 10
+    try:
+        results = await asyncio.gather(*(engine.predict(_sequence(v)) for v in levels))
+    finally:
+        await engine.stop()
+
+    assert [int(probabilities.argmax()) for probabilities, _ in results] == [0, 1, 2, 3] * 10
+    assert all(probabilities.shape == (1, 4) for probabilities, _ in results)
+    sizes = _batch_sizes(metrics)
+    assert sizes["classifier_batch_size_sum"] == 40
+    calls = sizes["classifier_batch_size_count"]
+    if max_batch == 1:
+        assert calls == 40
+    else:
+        # 40 callers arrived at once: batches formed, none above the maximum.
+        assert 40 / max_batch <= calls < 40
+
+
+async def test_answers_match_the_model_run_alone(model: SequenceModel) -> None:
+    engine = InferenceEngine(model, Metrics(), max_batch=8)
+    await engine.start()
+    batch = np.random.default_rng(3).random((6, 24, 64, 64, 1), dtype=np.float32)
+    try:
+        results = await asyncio.gather(*(engine.predict(batch[i : i + 1]) for i in range(6)))
+    finally:
+        await engine.stop()
+
+    alone = model.predict(batch)
+    np.testing.assert_allclose(np.concatenate([r for r, _ in results]), alone, atol=1e-6)
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(model: SequenceModel) -> None:
+    engine = InferenceEngine(model, Metrics(), max_batch=8, max_delay=0.05)
+    await engine.start()
+    try:
+        doomed = asyncio.create_task(engine.predict(_sequence(0.0)))
+        kept = asyncio.create_task(engine.predict(_sequence(1.0)))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        probabilities, _ = await kept
+    finally:
+        await engine.stop()
+
+    assert int(probabilities.argmax()) == 3
+    assert doomed.cancelled()
+
+
+async def test_stop_fails_what_is_still_queued(model: SequenceModel) -> None:
+    engine = InferenceEngine(model, Metrics(), max_batch=8, max_delay=10.0)
+    await engine.start()
+    first = asyncio.create_task(engine.predict(_sequence(0.0)))
+    await asyncio.sleep(0.01)  # the runner holds it, waiting for more
+    second = asyncio.create_task(engine.predict(_sequence(0.0)))
+    await asyncio.sleep(0)
+    await engine.stop()
+
+    with pytest.raises(RuntimeError, match="stopped"):
+        await second
+    with pytest.raises(RuntimeError, match="stopped"):
+        await first
