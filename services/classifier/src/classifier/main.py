@@ -13,7 +13,7 @@ from classifier import __version__
 from classifier.api.deps import ServiceState
 from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
-from classifier.api.routes import health, meta, models, predict
+from classifier.api.routes import health, meta, models, oip, predict
 from classifier.core.config import Settings
 from classifier.core.logs import LogShipper
 from classifier.model.engine import InferenceEngine
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    for router in (predict.router, models.router, health.router, meta.router):
+    for router in (predict.router, models.router, health.router, meta.router, oip.router):
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)

@@ -45,8 +45,9 @@ async def test_concurrent_callers_each_get_their_own_answer(
     finally:
         await engine.stop()
 
-    assert [int(probabilities.argmax()) for probabilities, _ in results] == [0, 1, 2, 3] * 10
-    assert all(probabilities.shape == (1, 4) for probabilities, _ in results)
+    assert [int(r.probabilities.argmax()) for r in results] == [0, 1, 2, 3] * 10
+    assert all(r.probabilities.shape == (1, 4) for r in results)
+    assert all(r.scores.shape == (1, 4) for r in results)
     sizes = _batch_sizes(metrics)
     assert sizes["classifier_batch_size_sum"] == 40
     calls = sizes["classifier_batch_size_count"]
@@ -66,8 +67,12 @@ async def test_answers_match_the_model_run_alone(model: SequenceModel) -> None:
     finally:
         await engine.stop()
 
-    alone = model.predict(batch)
-    np.testing.assert_allclose(np.concatenate([r for r, _ in results]), alone, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([r.probabilities for r in results]), model.predict(batch), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.concatenate([r.scores for r in results]), model.run(batch), atol=1e-5
+    )
 
 
 async def test_a_cancelled_caller_does_not_disturb_the_others(model: SequenceModel) -> None:
@@ -78,7 +83,7 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(model: SequenceMod
         kept = asyncio.create_task(engine.predict(_sequence(1.0)))
         await asyncio.sleep(0)
         doomed.cancel()
-        probabilities, _ = await kept
+        probabilities = (await kept).probabilities
     finally:
         await engine.stop()
 

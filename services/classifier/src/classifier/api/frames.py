@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -12,7 +13,12 @@ from fastapi import Request
 from starlette.requests import ClientDisconnect
 
 from classifier.api.deps import ServiceState
-from classifier.core.errors import ClientDisconnectedError, RequestTimeoutError
+from classifier.core.config import Settings
+from classifier.core.errors import (
+    ClientDisconnectedError,
+    ContentTooLargeError,
+    RequestTimeoutError,
+)
 from classifier.model.manifest import InputSpec
 from classifier.pipeline.decode import DecodeLimits, decode_frames
 from classifier.pipeline.tensor import SequenceTensor, build_tensor
@@ -60,34 +66,63 @@ class PreparedSequence:
     decode_seconds: float
 
 
-async def receive_frames(
-    request: Request, service: ServiceState, fields: tuple[str, ...]
-) -> tuple[list[UploadedFrame], int]:
-    """Stream and parse the multipart body, enforcing the size limits and the body timeout."""
-    settings = service.settings
-    limits = UploadLimits(
+def upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(
         max_request_bytes=settings.max_request_bytes,
         max_frame_bytes=settings.max_frame_bytes,
         max_parts=settings.max_parts,
     )
-    check_declared_length(request.headers.get("content-length"), limits)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
 
+@asynccontextmanager
+async def receiving_body(
+    request: Request, settings: Settings
+) -> AsyncIterator[AsyncIterator[bytes]]:
+    """The body's chunks, within the request-size limit's header check and the body timeout.
+
+    A body that declares itself too large is refused before a byte is read; one that stalls
+    past ``request_timeout`` is a 408; a client gone mid-body ends the request quietly.
+    """
+    check_declared_length(request.headers.get("content-length"), upload_limits(settings))
     try:
         async with asyncio.timeout(settings.request_timeout):
-            return await parse_upload(
-                chunks(), request.headers.get("content-type"), fields=fields, limits=limits
-            )
+            yield request.stream()
     except TimeoutError:
         raise RequestTimeoutError(
             f"the request body did not arrive within {settings.request_timeout:g} s"
         ) from None
     except ClientDisconnect:
         raise ClientDisconnectedError from None
+
+
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The whole body, refused once it passes ``max_request_bytes`` while streaming."""
+    limit = settings.max_request_bytes
+    chunks: list[bytes] = []
+    received = 0
+    async with receiving_body(request, settings) as stream:
+        async for chunk in stream:
+            received += len(chunk)
+            if received > limit:
+                raise ContentTooLargeError(
+                    f"the request body is larger than {limit} bytes (limit max_request_bytes)"
+                )
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive_frames(
+    request: Request, service: ServiceState, fields: tuple[str, ...]
+) -> tuple[list[UploadedFrame], int]:
+    """Stream and parse the multipart body, enforcing the size limits and the body timeout."""
+    settings = service.settings
+    async with receiving_body(request, settings) as stream:
+        return await parse_upload(
+            stream,
+            request.headers.get("content-type"),
+            fields=fields,
+            limits=upload_limits(settings),
+        )
 
 
 async def prepare_sequence(

@@ -9,6 +9,7 @@ load batches form by themselves while the previous batch runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -19,10 +20,19 @@ from classifier.core.metrics import Metrics
 from classifier.model.runtime import FloatArray, SequenceModel
 
 
+@dataclass(frozen=True, slots=True)
+class Inference:
+    """The model's answer for the rows a caller sent."""
+
+    scores: FloatArray  # the graph's raw output (logits or probabilities, as the manifest says)
+    probabilities: FloatArray
+    seconds: float  # the model's time on the whole batch these rows ran in
+
+
 @dataclass(slots=True)
 class _Pending:
     batch: FloatArray
-    future: asyncio.Future[tuple[FloatArray, float]]
+    future: asyncio.Future[Inference]
 
 
 class InferenceEngine:
@@ -52,10 +62,8 @@ class InferenceEngine:
     async def stop(self) -> None:
         if self._runner is not None:
             self._runner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
-            except asyncio.CancelledError:
-                pass
             self._runner = None
         left = [*self._held, *([self._carried] if self._carried is not None else [])]
         self._held, self._carried = [], None
@@ -65,31 +73,30 @@ class InferenceEngine:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the inference engine stopped"))
 
-    async def predict(self, batch: FloatArray) -> tuple[FloatArray, float]:
-        """Class probabilities for ``batch`` and the seconds the model took on its batch."""
+    async def predict(self, batch: FloatArray) -> Inference:
+        """Scores and class probabilities for ``batch``, and the model's time on its batch."""
         if self._runner is None or len(batch) >= self.max_batch:
             self.metrics.queue_depth.inc(len(batch))
             try:
                 return await self._infer(batch)
             finally:
                 self.metrics.queue_depth.dec(len(batch))
-        future: asyncio.Future[tuple[FloatArray, float]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[Inference] = asyncio.get_running_loop().create_future()
         self.metrics.queue_depth.inc(len(batch))
         self._queue.put_nowait(_Pending(batch, future))
         return await future
 
-    async def _infer(self, batch: FloatArray) -> tuple[FloatArray, float]:
-        probabilities, seconds = await anyio.to_thread.run_sync(self._timed_predict, batch)
-        self.metrics.inference.observe(seconds)
+    async def _infer(self, batch: FloatArray) -> Inference:
+        result = await anyio.to_thread.run_sync(self._timed_run, batch)
+        self.metrics.inference.observe(result.seconds)
         self.metrics.batch_size.observe(len(batch))
-        return probabilities, seconds
+        return result
 
-    def _timed_predict(self, batch: FloatArray) -> tuple[FloatArray, float]:
+    def _timed_run(self, batch: FloatArray) -> Inference:
         start = time.perf_counter()
-        probabilities = self.model.predict(batch)
-        return probabilities, time.perf_counter() - start
+        scores = self.model.run(batch)
+        seconds = time.perf_counter() - start
+        return Inference(scores, self.model.probabilities(scores), seconds)
 
     async def _collect(self) -> list[_Pending]:
         """The next batch: the first waiting request, then whatever else fits and is ready."""
@@ -130,7 +137,7 @@ class InferenceEngine:
                 continue
             batch = live[0].batch if len(live) == 1 else np.concatenate([i.batch for i in live])
             try:
-                probabilities, seconds = await self._infer(batch)
+                result = await self._infer(batch)
             except Exception as exc:  # the requests get the error, the runner carries on
                 for item in live:
                     if not item.future.done():
@@ -139,8 +146,10 @@ class InferenceEngine:
                 continue
             offset = 0
             for item in live:
-                rows = len(item.batch)
+                rows = slice(offset, offset + len(item.batch))
                 if not item.future.done():
-                    item.future.set_result((probabilities[offset : offset + rows], seconds))
-                offset += rows
+                    item.future.set_result(
+                        Inference(result.scores[rows], result.probabilities[rows], result.seconds)
+                    )
+                offset += len(item.batch)
             self._held = []

@@ -96,12 +96,13 @@ class SequenceModel:
         scores: FloatArray = np.asarray(outputs[0], dtype=np.float32)
         return scores
 
+    def probabilities(self, scores: FloatArray) -> FloatArray:
+        """Class probabilities from the graph's raw output."""
+        return softmax(scores) if self.manifest.output.kind == "logits" else scores
+
     def predict(self, batch: FloatArray) -> FloatArray:
         """Class probabilities, shape ``[N, labels]``, for a batch shaped as the manifest says."""
-        scores = self.run(batch)
-        if self.manifest.output.kind == "logits":
-            return softmax(scores)
-        return scores
+        return self.probabilities(self.run(batch))
 
     def warm_up(self) -> None:
         """One inference on a blank sequence, so the first request pays no set-up cost."""

@@ -123,9 +123,9 @@ async def classify_sequence(
     sequence = await prepare_sequence(
         request, service, model.manifest.input, ("frames", "images"), _count_check
     )
-    probabilities, inference_seconds = await served.engine.predict(sequence.tensor)
+    inference = await served.engine.predict(sequence.tensor)
     labels = model.manifest.labels
-    result = classify(probabilities[0], labels, _clamp_top_k(top_k, len(labels)))
+    result = classify(inference.probabilities[0], labels, _clamp_top_k(top_k, len(labels)))
     request.state.access.update(
         model=model.name,
         model_version=model.version,
@@ -148,7 +148,7 @@ async def classify_sequence(
         timings=Timings(
             parse_ms=round(sequence.parse_seconds * 1000, 3),
             decode_ms=round(sequence.decode_seconds * 1000, 3),
-            inference_ms=round(inference_seconds * 1000, 3),
+            inference_ms=round(inference.seconds * 1000, 3),
             total_ms=round((time.perf_counter() - started) * 1000, 3),
         ),
     )

@@ -50,8 +50,8 @@ async def predict(
     sequence = await prepare_sequence(
         request, service, model.manifest.input, ("images",), _seed_check
     )
-    probabilities, _ = await served.engine.predict(sequence.tensor)
-    result = classify(probabilities[0], model.manifest.labels, top_k=1)
+    inference = await served.engine.predict(sequence.tensor)
+    result = classify(inference.probabilities[0], model.manifest.labels, top_k=1)
     request.state.access.update(
         model=model.name,
         model_version=model.version,
