@@ -17,7 +17,12 @@ from classifier.core.errors import (
 )
 from classifier.model.manifest import InputSpec
 from classifier.pipeline.answer import classify
-from classifier.pipeline.decode import DecodeLimits, decode_frame, decode_frames
+from classifier.pipeline.decode import (
+    DecodeLimits,
+    decode_png_fast,
+    decode_frame,
+    decode_frames,
+)
 from classifier.pipeline.tensor import build_tensor
 from classifier.pipeline.upload import UploadedFrame, UploadLimits, parse_upload
 from tests.support.frames import encode, gray_frame
@@ -242,3 +247,46 @@ async def test_parse_upload_refuses_an_oversized_frame_naming_it() -> None:
         await parse_upload(
             _chunks(body, 64), "multipart/form-data; boundary=XyZ", fields=("frames",), limits=small
         )
+
+
+@pytest.mark.parametrize(
+    ("mode", "color_mode", "size", "params", "fast"),
+    [
+        ("L", "L", (64, 64), {}, True),
+        ("L", "L", (64, 64), {"transparency": 7}, True),
+        ("L", "L", (64, 64), {"compress_level": 0}, True),
+        ("L", "L", (64, 64), {"compress_level": 9, "optimize": True}, True),
+        ("RGB", "RGB", (64, 64), {}, True),
+        ("RGB", "L", (64, 64), {}, False),  # needs Pillow's RGB -> L conversion
+        ("L", "RGB", (64, 64), {}, False),
+        ("L", "L", (65, 64), {}, False),  # needs a resize
+        ("I;16", "L", (64, 64), {}, False),  # 16-bit
+        ("P", "L", (64, 64), {}, False),
+        ("RGBA", "RGB", (64, 64), {}, False),
+    ],
+)
+def test_png_fast_path_gives_exactly_the_pillow_pixels(
+    mode: str, color_mode: str, size: tuple[int, int], params: dict[str, object], fast: bool
+) -> None:
+    rng = np.random.default_rng(11)
+    noise = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    source = Image.fromarray(noise, "RGB")
+    image = source.convert(mode) if mode != "P" else source.quantize(32)
+    data = encode(image, "PNG", **params)
+    spec = GRAY.model_copy(
+        update={"color_mode": color_mode, "channels": 1 if color_mode == "L" else 3}
+    )
+
+    taken = decode_png_fast(data, spec)
+    pixels = decode_frame(_frame(data), spec, LIMITS)
+
+    assert (taken is not None) == fast
+    np.testing.assert_array_equal(pixels, _pillow_reference(data, spec))
+
+
+def test_png_fast_path_leaves_corrupt_data_to_pillow() -> None:
+    data = bytearray(encode(gray_frame(50), "PNG"))
+    data[60:80] = b"\x00" * 20  # inside the image data
+    assert decode_png_fast(bytes(data), GRAY) is None
+    with pytest.raises(UndecodableFrameError, match=r"frame 0 \(f.png\)"):
+        decode_frame(_frame(bytes(data)), GRAY, LIMITS)
