@@ -1,0 +1,30 @@
+"""Where PyTorch is installed: the exported ONNX graph computes what the trained network does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from behaviour_clips import LABELS, generate_clip
+
+torch = pytest.importorskip("torch")
+
+from training.clip_model import ClipClassifier  # noqa: E402  (needs torch, checked above)
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "training" / "rodent-behaviour.pt"
+
+
+def test_onnx_and_pytorch_agree(run_model: Any) -> None:
+    network = ClipClassifier(classes=len(LABELS))
+    network.load_state_dict(torch.load(WEIGHTS, weights_only=True))
+    network.eval()
+    clips = np.stack(
+        [generate_clip(label, 900 + index)[..., None] for index, label in enumerate(LABELS)]
+    ).astype(np.float32) / np.float32(255.0)
+    with torch.no_grad():
+        expected = network(torch.from_numpy(clips)).numpy()
+    np.testing.assert_allclose(run_model(clips), expected, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(run_model(clips[:1]), expected[:1], atol=1e-4, rtol=0)
