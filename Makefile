@@ -75,6 +75,16 @@ $(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
 model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
 
+# --- the benchmark ------------------------------------------------------------------------------
+$(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) --require-hashes -r $(CLASSIFIER)/requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench ## Throughput against the yardsticks; writes docs/benchmarks.md (~10 min)
+	command -v wrk >/dev/null && command -v hey >/dev/null || \
+		{ echo "bench: installing wrk and hey (Debian packages)"; apt-get install -y -qq wrk hey; }
+	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 # --- lock files --------------------------------------------------------------------------------
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 --universal -q
 lock: $(VENV)/.dev ## Re-resolve the pinned lock files from pyproject.toml
@@ -82,6 +92,8 @@ lock: $(VENV)/.dev ## Re-resolve the pinned lock files from pyproject.toml
 	$(UV_COMPILE) pyproject.toml --group pyproject.toml:dev -c $(CLASSIFIER)/requirements.txt \
 		-o $(CLASSIFIER)/requirements-dev.txt
 	$(UV_COMPILE) --group pyproject.toml:e2e -o $(E2E)/requirements.txt
+	$(UV_COMPILE) --group pyproject.toml:bench -c $(CLASSIFIER)/requirements-dev.txt \
+		-o $(CLASSIFIER)/requirements-bench.txt
 
 # --- the composed trio (needs a Docker engine) -------------------------------------------------
 up: ## Start logs and classifier with compose, waiting until both are healthy

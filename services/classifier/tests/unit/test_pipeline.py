@@ -19,9 +19,9 @@ from classifier.model.manifest import InputSpec
 from classifier.pipeline.answer import classify
 from classifier.pipeline.decode import (
     DecodeLimits,
-    decode_png_fast,
     decode_frame,
     decode_frames,
+    decode_png_fast,
 )
 from classifier.pipeline.tensor import build_tensor
 from classifier.pipeline.upload import UploadedFrame, UploadLimits, parse_upload
