@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 service.metrics,
                 max_batch=settings.max_batch,
                 max_delay=settings.batch_delay_ms / 1000,
+                inline_below=settings.inline_inference_ms / 1000,
             )
             await engine.start()
             service.models = ModelRepository([ServedModel(model=model, engine=engine)])

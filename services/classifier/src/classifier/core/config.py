@@ -77,3 +77,14 @@ class Settings(BaseSettings):
     batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="How long a batch waits for more sequences to arrive."
     )
+    inline_decode_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        description="Uploads up to this size decode on the event loop, larger ones in a thread.",
+    )
+    inline_inference_ms: float = Field(
+        1.0,
+        ge=0,
+        le=50,
+        description="Batches expected to take less than this run on the event loop, not a thread.",
+    )

@@ -1,9 +1,11 @@
-"""Where the model runs: off the event loop, with requests batched together under load.
+"""Where the model runs: batched under load, and off the event loop unless it is quick.
 
 Concurrent requests queue their sequences; one runner takes everything waiting (up to
-``max_batch``), optionally waiting ``max_delay`` seconds for more, and runs it as one batch in a
-worker thread (onnxruntime releases the GIL). At low load a request runs alone at once; under
-load batches form by themselves while the previous batch runs.
+``max_batch``), optionally waiting ``max_delay`` seconds for more, and runs it as one batch. At
+low load a request runs alone at once; under load batches form by themselves while the previous
+batch runs. A batch runs in a worker thread (onnxruntime releases the GIL), except a batch the
+model is expected to finish within ``inline_below`` seconds: for a model that small the thread
+hand-off costs a large share of the inference itself, so it runs on the event loop.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ class InferenceEngine:
         *,
         max_batch: int = 1,
         max_delay: float = 0.0,
+        inline_below: float = 0.0,
     ) -> None:
         self.model = model
         self.metrics = metrics
         self.max_batch = max_batch
         self.max_delay = max_delay
+        self.inline_below = inline_below
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._carried: _Pending | None = None  # did not fit the last batch; first in the next
         self._held: list[_Pending] = []  # taken off the queue, not yet answered
@@ -87,7 +91,10 @@ class InferenceEngine:
         return await future
 
     async def _infer(self, batch: FloatArray) -> Inference:
-        result = await anyio.to_thread.run_sync(self._timed_run, batch)
+        if len(batch) * self.model.seconds_per_sequence < self.inline_below:
+            result = self._timed_run(batch)
+        else:
+            result = await anyio.to_thread.run_sync(self._timed_run, batch)
         self.metrics.inference.observe(result.seconds)
         self.metrics.batch_size.observe(len(batch))
         return result

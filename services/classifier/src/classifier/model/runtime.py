@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +84,8 @@ class SequenceModel:
     manifest: Manifest
     path: Path
     session: ort.InferenceSession
+    #: Median time of one sequence, measured by warm_up(); 0 until then.
+    seconds_per_sequence: float = 0.0
 
     @property
     def name(self) -> str:
@@ -104,9 +109,15 @@ class SequenceModel:
         """Class probabilities, shape ``[N, labels]``, for a batch shaped as the manifest says."""
         return self.probabilities(self.run(batch))
 
-    def warm_up(self) -> None:
-        """One inference on a blank sequence, so the first request pays no set-up cost."""
-        probabilities = self.predict(np.zeros((1, *self.manifest.input.shape), dtype=np.float32))
+    def warm_up(self, runs: int = 5) -> float:
+        """Infer a blank sequence a few times, so the first request pays no set-up cost, check
+        the output, and return the median seconds one sequence took."""
+        blank = np.zeros((1, *self.manifest.input.shape), dtype=np.float32)
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            probabilities = self.predict(blank)
+            timings.append(time.perf_counter() - started)
         if probabilities.shape != (1, len(self.manifest.labels)):
             raise ModelLoadError(
                 f"warm-up output has shape {probabilities.shape}, "
@@ -114,6 +125,7 @@ class SequenceModel:
             )
         if not np.all(np.isfinite(probabilities)):
             raise ModelLoadError("warm-up output is not finite")
+        return statistics.median(timings)
 
 
 def load_model(model_dir: Path, *, intra_op_threads: int = 1) -> SequenceModel:
@@ -144,9 +156,9 @@ def load_model(model_dir: Path, *, intra_op_threads: int = 1) -> SequenceModel:
     _check_graph(manifest, session)
     model = SequenceModel(manifest=manifest, path=path, session=session)
     try:
-        model.warm_up()
+        seconds = model.warm_up()
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"warm-up inference failed: {type(exc).__name__}: {exc}") from None
-    return model
+    return dataclasses.replace(model, seconds_per_sequence=seconds)
