@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import sys
+import tempfile
 
 import uvicorn
 
 from classifier.core.config import Settings
+from classifier.core.metrics import MULTIPROCESS_ENV
 from classifier.model.runtime import ModelLoadError, load_model
 
 
@@ -22,19 +26,33 @@ def main() -> int:
     # uvicorn re-raises a SIGTERM it handled once it has drained and stopped; this no-op
     # handler receives it, so a requested stop ends with status 0 rather than -15.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    workers = settings.worker_processes
+    metrics_dir = None
+    if workers > 1 and MULTIPROCESS_ENV not in os.environ:
+        # Set before the workers start, so each one's metrics land where any can sum them.
+        metrics_dir = tempfile.mkdtemp(prefix="classifier-metrics-")
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        serve(settings, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def serve(settings: Settings, workers: int) -> None:
     uvicorn.run(
         "classifier.main:create_app",
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=settings.workers,
+        workers=workers,
         log_level=settings.log_level,
         access_log=False,  # the service writes its own structured access records
         timeout_graceful_shutdown=30,
         proxy_headers=False,
         server_header=False,
     )
-    return 0
 
 
 if __name__ == "__main__":

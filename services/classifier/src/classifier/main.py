@@ -41,9 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logs = LogShipper.from_settings(settings)
+        logs = LogShipper.from_settings(settings, on_drop=service.metrics.dropped_log_records.inc)
         service.logs = logs
-        service.metrics.watch_dropped_log_records(lambda: logs.dropped)
         logs.app(
             "startup",
             version=__version__,
@@ -88,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logs.app("shutdown")
             # Bounded (about 1 s when fluentd is stalled), but still kept off the event loop.
             await anyio.to_thread.run_sync(logs.close)
+            service.metrics.close()
 
     app = FastAPI(
         title="Image-sequence classifier",

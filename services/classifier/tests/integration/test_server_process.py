@@ -185,3 +185,23 @@ async def test_a_stalled_upload_times_out_with_408(model_dir: Path) -> None:
 
     assert reply.startswith("HTTP/1.1 408 ")
     assert "did not arrive within 0.5 s" in reply
+
+
+async def test_metrics_add_up_across_worker_processes(model_dir: Path) -> None:
+    with running_classifier(model_dir, env={"CLASSIFIER_WORKERS": "2"}) as server:
+
+        async def one_request() -> int:
+            # A connection per request, so the kernel spreads them over both workers.
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                response = await client.post(URL, files=files("frames", sequence(85)))
+                return response.status_code
+
+        statuses = await asyncio.gather(*(one_request() for _ in range(40)))
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            scrapes = [(await client.get("/metrics")).text for _ in range(4)]
+
+    assert statuses == [200] * 40
+    route = "/v1/models/{name}/classify"
+    line = f'classifier_requests_total{{method="POST",route="{route}",status="200"}} 40.0'
+    # Whichever worker answers the scrape, it reports the whole server.
+    assert all(line in text for text in scrapes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,11 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "rodent-beh
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (respects affinity masks and container cpusets)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Every knob of the classifier. Each field is documented in ``docs/configuration.md``."""
 
@@ -24,7 +30,9 @@ class Settings(BaseSettings):
     # --- server -----------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 inside containers.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
-    workers: int = Field(1, ge=1, le=64, description="Server processes (uvicorn workers).")
+    workers: int = Field(
+        0, ge=0, le=64, description="Server processes (uvicorn workers); 0: one per CPU core."
+    )
     log_level: LogLevel = Field("info", description="Level of application log records.")
     access_log_stdout: bool = Field(
         True, description="Write one JSON line per request to stdout (besides fluentd)."
@@ -88,3 +96,7 @@ class Settings(BaseSettings):
         le=50,
         description="Batches expected to take less than this run on the event loop, not a thread.",
     )
+
+    @property
+    def worker_processes(self) -> int:
+        return self.workers or available_cores()

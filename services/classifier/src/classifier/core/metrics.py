@@ -1,12 +1,18 @@
-"""Prometheus metrics, one registry per app so tests can build as many apps as they like."""
+"""Prometheus metrics, one registry per app so tests can build as many apps as they like.
+
+With several worker processes, ``PROMETHEUS_MULTIPROC_DIR`` is set (``python -m classifier``
+does it) and every process writes its samples there; a scrape, whichever worker answers it,
+then sums all of them, so ``/metrics`` describes the whole server, not one worker.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # Frame uploads take milliseconds; the tail buckets catch overload and slow clients.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -14,25 +20,11 @@ INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
-class _DroppedRecords(Collector):
-    """Reads the log shipper's drop count at scrape time, so the shipper needs no metrics code."""
-
-    def __init__(self, read: Callable[[], int]) -> None:
-        self._read = read
-
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "classifier_log_records_dropped",
-            "Log records dropped because fluentd was down, stalled or too slow.",
-        )
-        family.add_metric([], self._read())
-        yield family
-
-
 class Metrics:
     """Every metric the service exposes on ``/metrics``."""
 
     def __init__(self) -> None:
+        self.multiprocess = MULTIPROCESS_ENV in os.environ
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "classifier_requests",
@@ -69,11 +61,13 @@ class Metrics:
             "classifier_requests_in_flight",
             "Requests being processed now (admitted, not yet answered).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.queue_depth = Gauge(
             "classifier_inference_queue_depth",
             "Sequences waiting for the model.",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.shed = Counter(
             "classifier_requests_shed",
@@ -81,8 +75,20 @@ class Metrics:
             registry=self.registry,
         )
 
-    def watch_dropped_log_records(self, read: Callable[[], int]) -> None:
-        self.registry.register(_DroppedRecords(read))
+        self.dropped_log_records = Counter(
+            "classifier_log_records_dropped",
+            "Log records dropped because fluentd was down, stalled or too slow.",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """Retire this process's live gauges from the shared multiprocess samples."""
+        if self.multiprocess:
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # untyped upstream
