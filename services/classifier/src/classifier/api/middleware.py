@@ -83,7 +83,8 @@ class RequestContextMiddleware:
                 request_id=request_id,
                 slug="overloaded",
                 title="Service overloaded",
-                headers={"Retry-After": "1"},
+                # Closing spares the server the rest of a body it will never read.
+                headers={"Retry-After": "1", "Connection": "close"},
             )
             await response(scope, receive, send_with_id)
             self._finish(scope, request_id, status, start, bytes_in, {"shed": True})

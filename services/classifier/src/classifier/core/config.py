@@ -77,10 +77,10 @@ class Settings(BaseSettings):
 
     # --- concurrency ------------------------------------------------------------------------
     max_concurrency: int = Field(
-        64, ge=1, description="Requests processed at once per worker before shedding with 503."
+        16, ge=1, description="Requests processed at once per worker before shedding with 503."
     )
     max_batch: int = Field(
-        16, ge=1, le=256, description="Most sequences run through the model in one call (1: off)."
+        1, ge=1, le=256, description="Most sequences run through the model in one call (1: off)."
     )
     batch_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="How long a batch waits for more sequences to arrive."
