@@ -190,9 +190,11 @@ async def test_a_stalled_upload_times_out_with_408(model_dir: Path) -> None:
 async def test_metrics_add_up_across_worker_processes(model_dir: Path) -> None:
     with running_classifier(model_dir, env={"CLASSIFIER_WORKERS": "2"}) as server:
 
+        within_capacity = asyncio.Semaphore(8)
+
         async def one_request() -> int:
             # A connection per request, so the kernel spreads them over both workers.
-            async with httpx.AsyncClient(base_url=server.url) as client:
+            async with within_capacity, httpx.AsyncClient(base_url=server.url) as client:
                 response = await client.post(URL, files=files("frames", sequence(85)))
                 return response.status_code
 

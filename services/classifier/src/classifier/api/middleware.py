@@ -83,8 +83,9 @@ class RequestContextMiddleware:
                 request_id=request_id,
                 slug="overloaded",
                 title="Service overloaded",
-                # Closing spares the server the rest of a body it will never read.
-                headers={"Retry-After": "1", "Connection": "close"},
+                # Not "Connection: close": closing with the body unread resets the socket,
+                # and a client still sending would lose the 503 (httpx saw ReadError).
+                headers={"Retry-After": "1"},
             )
             await response(scope, receive, send_with_id)
             self._finish(scope, request_id, status, start, bytes_in, {"shed": True})
