@@ -57,7 +57,8 @@ def test_a_mismatched_model_fails_start_up_with_one_line(model_dir: Path) -> Non
 
 
 async def test_serves_over_real_http_with_json_access_lines(model_dir: Path) -> None:
-    with running_classifier(model_dir) as server:
+    # One worker, so the application events come in one process's order.
+    with running_classifier(model_dir, env={"CLASSIFIER_WORKERS": "1"}) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             response = await client.post(
                 URL, files=files("frames", sequence(255)), headers={"X-Request-ID": "real-1"}
@@ -189,7 +190,6 @@ async def test_a_stalled_upload_times_out_with_408(model_dir: Path) -> None:
 
 async def test_metrics_add_up_across_worker_processes(model_dir: Path) -> None:
     with running_classifier(model_dir, env={"CLASSIFIER_WORKERS": "2"}) as server:
-
         within_capacity = asyncio.Semaphore(8)
 
         async def one_request() -> int:
