@@ -8,23 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from classifier.core.config import Settings
-from classifier.main import create_app
+from tests.support.app_client import app_client
 from tests.support.frames import files, sequence
 
 
 @pytest.fixture
 async def one_slot(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        model_dir=model_dir, fluentd_host=None, access_log_stdout=False, max_concurrency=1
-    )
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
-    ):
+    async with app_client(model_dir, max_concurrency=1) as c:
         yield c
 
 

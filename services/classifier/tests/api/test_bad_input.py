@@ -8,11 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from PIL import Image
 
-from classifier.core.config import Settings
-from classifier.main import create_app
+from tests.support.app_client import app_client
 from tests.support.crafted import png_declaring
 from tests.support.frames import encode, files, gray_frame, sequence
 
@@ -142,22 +140,13 @@ async def test_garbage_multipart_body_is_400(client: httpx.AsyncClient) -> None:
 @pytest.fixture
 async def strict_client(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A service with small limits, to trip them with small bodies."""
-    settings = Settings(
-        model_dir=model_dir,
-        fluentd_host=None,
-        access_log_stdout=False,
+    async with app_client(
+        model_dir,
         max_frame_bytes=4096,
         max_request_bytes=200_000,
         max_parts=40,
         max_frame_pixels=128 * 128,
-    )
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
-        ) as http,
-    ):
+    ) as http:
         yield http
 
 
@@ -237,13 +226,7 @@ async def test_streamed_body_over_the_limit_is_refused_before_it_ends(
 async def test_bad_input_is_logged_with_its_request_id(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(Settings(model_dir=model_dir, fluentd_host=None, access_log_stdout=True))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://t"
-        ) as http,
-    ):
+    async with app_client(model_dir, access_log_stdout=True) as http:
         frames = sequence(100)
         frames[0] = b"nope"
         response = await http.post(

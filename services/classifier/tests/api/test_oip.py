@@ -15,12 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
-from asgi_lifespan import LifespanManager
 from PIL import Image
 
 from classifier import __version__
-from classifier.core.config import Settings
-from classifier.main import create_app
+from tests.support.app_client import app_client
 from tests.support.frames import encode, files, gray_frame, sequence
 from tests.support.tiny_models import write_model_dir
 
@@ -167,11 +165,7 @@ async def test_model_metadata(client: httpx.AsyncClient, path: str) -> None:
 
 async def test_a_probabilities_model_offers_no_logits(tmp_path: Path) -> None:
     model_dir = write_model_dir(tmp_path / "p", output={"kind": "probabilities"})
-    app = create_app(Settings(model_dir=model_dir, fluentd_host=None, access_log_stdout=False))
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
-    ):
+    async with app_client(model_dir) as c:
         metadata = await c.get("/v2/models/brightness")
         _, pixels = _clip(100)
         answer = await c.post(INFER, content=_json_body(pixels, "UINT8"))
@@ -401,13 +395,9 @@ async def test_the_openapi_example_shows_the_request_and_answers_what_it_lacks(
 async def test_access_records_name_model_frames_and_verdict(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    app = create_app(Settings(model_dir=model_dir, fluentd_host=None, access_log_stdout=True))
     _, one = _clip(255, step=0)
     two = np.concatenate([one, one])
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
-    ):
+    async with app_client(model_dir, access_log_stdout=True) as c:
         await c.post(INFER, content=_json_body(one, "UINT8"), headers={"X-Request-ID": "oip-1"})
         await c.post(INFER, content=_json_body(two, "UINT8"), headers={"X-Request-ID": "oip-2"})
 
@@ -498,14 +488,7 @@ async def test_unsupported_content_encoding_is_415(client: httpx.AsyncClient) ->
 @pytest.fixture
 async def small_client(model_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A service that takes bodies of at most 200 000 bytes."""
-    settings = Settings(
-        model_dir=model_dir, fluentd_host=None, access_log_stdout=False, max_request_bytes=200_000
-    )
-    app = create_app(settings)
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as c,
-    ):
+    async with app_client(model_dir, max_request_bytes=200_000) as c:
         yield c
 
 
