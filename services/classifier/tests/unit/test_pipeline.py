@@ -290,3 +290,25 @@ def test_png_fast_path_leaves_corrupt_data_to_pillow() -> None:
     assert decode_png_fast(bytes(data), GRAY) is None
     with pytest.raises(UndecodableFrameError, match=r"frame 0 \(f.png\)"):
         decode_frame(_frame(bytes(data)), GRAY, LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("disposition", "name", "filename"),
+    [
+        (b'form-data; name="frames"; filename="a.png"', "frames", "a.png"),
+        (b'form-data; name="frames"', "frames", "frame-0"),
+        (b'form-data; filename="b.png"; name="frames"', "frames", "b.png"),
+        (b'form-data; name=frames; filename="c d.png"', "frames", "c d.png"),
+        (b'form-data; name="frames"; filename="q\\"uote.png"', "frames", 'q"uote.png'),
+        (b'Form-Data;name="frames";filename="e.png"', "frames", "e.png"),
+    ],
+)
+async def test_content_disposition_variants_are_understood(
+    disposition: bytes, name: str, filename: str
+) -> None:
+    body = b"--XyZ\r\nContent-Disposition: " + disposition + b"\r\n\r\nDATA\r\n--XyZ--\r\n"
+    frames, _ = await parse_upload(
+        _chunks(body, 7), "multipart/form-data; boundary=XyZ", fields=(name,), limits=UPLOAD
+    )
+
+    assert [(f.filename, f.data) for f in frames] == [(filename, b"DATA")]

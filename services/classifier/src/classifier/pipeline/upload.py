@@ -9,6 +9,7 @@ touches the disk, so an aborted upload leaves no temporary files behind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ from classifier.core.errors import BadUploadError, ContentTooLargeError, NotMult
 
 MAX_BOUNDARY_LENGTH = 200  # RFC 2046 allows 70; some clients send a little more
 MAX_PART_HEADER_BYTES = 16 * 1024
+# The Content-Disposition every common client sends; matched directly because the general
+# parser (quoting, RFC 2231) costs about 5 us a part, a tenth of a small frame's decoding.
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\]*)"(?:; filename="([^"\\]*)")?\Z')
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,15 +107,20 @@ def _part_headers(block: bytes, number: int) -> tuple[str, str | None, str | Non
         if not colon:
             raise BadUploadError(f"malformed multipart body: part {number} has a bad header line")
         headers[name.strip().lower()] = value.strip()
-    disposition, params = parse_options_header(headers.get(b"content-disposition"))
-    if disposition != b"form-data" or b"name" not in params:
-        raise BadUploadError(
-            f"part {number} has no Content-Disposition: form-data header with a name"
-        )
-    filename = params.get(b"filename")
+    value = headers.get(b"content-disposition", b"")
+    plain = _PLAIN_DISPOSITION.match(value)
+    if plain is not None:
+        name, filename = plain.group(1), plain.group(2)
+    else:
+        disposition, params = parse_options_header(value)
+        if disposition != b"form-data" or b"name" not in params:
+            raise BadUploadError(
+                f"part {number} has no Content-Disposition: form-data header with a name"
+            )
+        name, filename = params[b"name"], params.get(b"filename")
     content_type = headers.get(b"content-type")
     return (
-        params[b"name"].decode("utf-8", "replace"),
+        name.decode("utf-8", "replace"),
         None if filename is None else filename.decode("utf-8", "replace"),
         None if content_type is None else content_type.decode("latin-1"),
     )
