@@ -146,6 +146,31 @@ def wrk(url: str, bodies: Path, concurrency: int, seconds: float) -> Run:
     )
 
 
+def server_latency_buckets(base_url: str, route: str) -> dict[float, float]:
+    """The service's own latency histogram for one route: cumulative count per bucket bound."""
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    buckets: dict[float, float] = {}
+    pattern = re.compile(
+        r'^classifier_request_duration_seconds_bucket\{le="([^"]+)",route="([^"]+)"\} (\S+)$'
+    )
+    for line in text.splitlines():
+        match = pattern.match(line)
+        if match and match.group(2) == route:
+            buckets[float(match.group(1))] = float(match.group(3))
+    return buckets
+
+
+def bucket_percentile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Upper bound of the bucket holding the q-th percentile of what happened in between."""
+    deltas = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = deltas[-1][1] if deltas else 0.0
+    for bound, count in deltas:
+        if total and count >= total * q / 100:
+            return bound * 1000
+    return float("nan")
+
+
 @dataclass
 class Overload:
     accepted: int
@@ -157,6 +182,7 @@ class Overload:
     rss_start_kib: int
     rss_end_kib: int
     seconds: float
+    server_p99_at_most_ms: float
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -170,6 +196,9 @@ def overload(
     url: str, body: Path, content_type: str, concurrency: int, seconds: float, server_pid: int
 ) -> Overload:
     rss_start = tree_rss_kib(server_pid)
+    route = "/v1/models/{name}/classify"
+    base_url = url.split("/v1/")[0]
+    before = server_latency_buckets(base_url, route)
     result = subprocess.run(
         [
             "hey",
@@ -194,6 +223,7 @@ def overload(
         check=True,
     )
     rss_end = tree_rss_kib(server_pid)
+    server_p99 = bucket_percentile(before, server_latency_buckets(base_url, route), 99)
     accepted, shed, other = [], [], 0
     for row in csv.DictReader(io.StringIO(result.stdout)):
         latency_ms = float(row["response-time"]) * 1000
@@ -213,6 +243,7 @@ def overload(
         rss_start_kib=rss_start,
         rss_end_kib=rss_end,
         seconds=seconds,
+        server_p99_at_most_ms=server_p99,
     )
 
 
@@ -443,7 +474,8 @@ def render(
         f"{load.other} other; accepted p50 {load.accepted_p50_ms:.1f} ms, p99 "
         f"{load.accepted_p99_ms:.1f} ms; "
         + (f"shed p99 {load.shed_p99_ms:.1f} ms; " if load.shed else "")
-        + "resident memory "
+        + f"the service's own p99 (its latency histogram, first byte to last) at most "
+        f"{load.server_p99_at_most_ms:.0f} ms; resident memory "
         f"{load.rss_start_kib / 1024:.0f} -> {load.rss_end_kib / 1024:.0f} MiB ({growth:+.1f}%).",
         "",
         "| target | measured | verdict |",
