@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- concurrency ------------------------------------------------------------------------
     max_concurrency: int = Field(
-        16, ge=1, description="Requests processed at once per worker before shedding with 503."
+        64, ge=1, description="Requests processed at once per worker before shedding with 503."
     )
     max_batch: int = Field(
         1, ge=1, le=256, description="Most sequences run through the model in one call (1: off)."
