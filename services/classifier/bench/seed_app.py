@@ -14,15 +14,14 @@ import numpy as np
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from bench.yardsticks import _naive_tensor, _session
+from bench.yardsticks import open_session, pillow_tensor
 from classifier.model.manifest import load_manifest
 
 
 def create_app() -> Flask:
     model_dir = Path(os.environ["BENCH_MODEL_DIR"])
     spec = load_manifest(model_dir).input
-    session, input_name, output_name = _session(model_dir)
-    shape = (spec.color_mode, spec.width, spec.height, spec.resize_filter, spec.scaling)
+    session, input_name, output_name = open_session(model_dir)
     app = Flask(__name__)
 
     @app.post("/predict")
@@ -30,7 +29,7 @@ def create_app() -> Flask:
         files = request.files.getlist("images")
         if len(files) != spec.frames:
             return jsonify({"error": f"Please upload exactly {spec.frames} images."}), 400
-        tensor = _naive_tensor([f.read() for f in files], *shape)
+        tensor = pillow_tensor([f.read() for f in files], spec)
         scores = session.run([output_name], {input_name: tensor})[0]
         return jsonify({"predicted_class": int(np.argmax(scores[0]))})
 

@@ -15,19 +15,12 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from classifier.model.manifest import load_manifest
-
-FILTERS = {
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
+from classifier.model.manifest import InputSpec, load_manifest
+from classifier.pipeline.decode import RESIZE_FILTERS
 
 
-def _session(model_dir: Path) -> tuple[ort.InferenceSession, str, str]:
+def open_session(model_dir: Path) -> tuple[ort.InferenceSession, str, str]:
+    """The model in onnxruntime with the service's thread settings, its input and output names."""
     manifest = load_manifest(model_dir)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -38,35 +31,26 @@ def _session(model_dir: Path) -> tuple[ort.InferenceSession, str, str]:
     return session, manifest.input.name, manifest.output.name
 
 
-def naive_tensor(frames: list[bytes], model_dir: Path) -> np.ndarray:
+def pillow_tensor(frames: list[bytes], spec: InputSpec) -> np.ndarray:
     """The plain Pillow path: open, convert, resize when needed, stack, scale."""
-    spec = load_manifest(model_dir).input
-    return _naive_tensor(
-        frames, spec.color_mode, spec.width, spec.height, spec.resize_filter, spec.scaling
-    )
-
-
-def _naive_tensor(
-    frames: list[bytes], mode: str, width: int, height: int, resize: str, scaling: str
-) -> np.ndarray:
     pixels = []
     for data in frames:
-        image = Image.open(io.BytesIO(data)).convert(mode)
-        if image.size != (width, height):
-            image = image.resize((width, height), FILTERS[resize])
+        image = Image.open(io.BytesIO(data)).convert(spec.color_mode)
+        if image.size != (spec.width, spec.height):
+            image = image.resize((spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter])
         pixels.append(np.asarray(image))
     stacked = np.stack(pixels)
     if stacked.ndim == 3:
         stacked = stacked[..., np.newaxis]
     tensor = stacked.astype(np.float32)
-    if scaling == "unit":
+    if spec.scaling == "unit":
         tensor /= np.float32(255.0)
     return tensor[np.newaxis]
 
 
 def _ceiling_worker(args: tuple[Path, float]) -> int:
     model_dir, seconds = args
-    session, input_name, output_name = _session(model_dir)
+    session, input_name, output_name = open_session(model_dir)
     spec = load_manifest(model_dir).input
     tensor = np.random.default_rng(0).random((1, *spec.shape), dtype=np.float32)
     for _ in range(20):  # warm up
@@ -80,15 +64,14 @@ def _ceiling_worker(args: tuple[Path, float]) -> int:
 
 def _naive_worker(args: tuple[Path, float, list[list[bytes]]]) -> int:
     model_dir, seconds, sequences = args
-    session, input_name, output_name = _session(model_dir)
+    session, input_name, output_name = open_session(model_dir)
     spec = load_manifest(model_dir).input
-    shape = (spec.color_mode, spec.width, spec.height, spec.resize_filter, spec.scaling)
     for frames in sequences[:4]:  # warm up
-        session.run([output_name], {input_name: _naive_tensor(frames, *shape)})
+        session.run([output_name], {input_name: pillow_tensor(frames, spec)})
     count, deadline = 0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         frames = sequences[count % len(sequences)]
-        scores = session.run([output_name], {input_name: _naive_tensor(frames, *shape)})[0]
+        scores = session.run([output_name], {input_name: pillow_tensor(frames, spec)})[0]
         int(np.argmax(scores))
         count += 1
     return count

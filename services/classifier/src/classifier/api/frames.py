@@ -61,7 +61,6 @@ def multipart_openapi(field: str, description: str) -> dict[str, object]:
 class PreparedSequence:
     tensor: SequenceTensor
     frames: int
-    bytes_in: int
     parse_seconds: float
     decode_seconds: float
 
@@ -156,7 +155,6 @@ async def prepare_sequence(
     return PreparedSequence(
         tensor=tensor,
         frames=len(frames),
-        bytes_in=received,
         parse_seconds=parsed - started,
         decode_seconds=decoded - parsed,
     )
