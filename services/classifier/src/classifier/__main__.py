@@ -10,6 +10,7 @@ import tempfile
 
 import uvicorn
 
+from classifier.api.arrival import ArrivalStampingProtocol
 from classifier.core.config import Settings
 from classifier.core.metrics import MULTIPROCESS_ENV
 from classifier.model.runtime import ModelLoadError, load_model
@@ -48,6 +49,8 @@ def serve(settings: Settings, workers: int) -> None:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level,
+        # httptools, stamping each request's arrival so admission can see its queue wait.
+        http=ArrivalStampingProtocol,
         access_log=False,  # the service writes its own structured access records
         timeout_graceful_shutdown=30,
         proxy_headers=False,

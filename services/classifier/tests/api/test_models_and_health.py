@@ -113,7 +113,8 @@ async def test_metrics_count_requests_by_route_and_status(client: httpx.AsyncCli
     assert "classifier_inference_seconds_count 1.0" in text
     assert "classifier_log_records_dropped_total 0.0" in text
     assert "classifier_requests_in_flight 0.0" in text
-    assert "classifier_requests_shed_total 0.0" in text
+    assert 'classifier_requests_shed_total{reason="concurrency"} 0.0' in text
+    assert 'classifier_requests_shed_total{reason="queue"} 0.0' in text
 
 
 async def test_openapi_documents_every_route_with_multipart_bodies(

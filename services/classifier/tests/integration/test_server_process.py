@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.support.frames import encode, files, gray_frame, sequence
 from tests.support.server import classifier_env, free_port, running_classifier
@@ -207,3 +208,66 @@ async def test_metrics_add_up_across_worker_processes(model_dir: Path) -> None:
     line = f'classifier_requests_total{{method="POST",route="{route}",status="200"}} 40.0'
     # Whichever worker answers the scrape, it reports the whole server.
     assert all(line in text for text in scrapes)
+
+
+def _exchange(sockets: list[socket.socket], request: bytes) -> list[tuple[int, bytes, bytes]]:
+    """Send ``request`` on every socket at once, then read each reply to the end: (status,
+    head, body). Raw sockets, because a Python client is too slow to put dozens of requests
+    on the wire within the moment this is about."""
+    for sock in sockets:
+        sock.sendall(request)
+    replies = []
+    for sock in sockets:
+        reply = b""
+        while chunk := sock.recv(65536):  # "Connection: close": until the server closes
+            reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        replies.append((int(head.split(b" ", 2)[1]), head, body))
+    return replies
+
+
+async def test_requests_queued_behind_a_busy_worker_are_shed(model_dir: Path) -> None:
+    # One worker, told to decode even a huge upload on its event loop, is held for about a
+    # second. Requests sent meanwhile on other connections are read together when it lets go,
+    # then wait their turn on the loop behind each other: those that waited past the 20 ms
+    # budget are shed when the worker reaches them, before any decoding; the others are served.
+    flat = encode(Image.new("L", (3000, 3000), 100), "PNG")  # 15 KB, ~40 ms to decode and resize
+    blocking = {
+        "CLASSIFIER_WORKERS": "1",
+        "CLASSIFIER_MAX_QUEUE_MS": "20",
+        "CLASSIFIER_INLINE_DECODE_BYTES": "200000000",
+        "CLASSIFIER_MAX_FRAME_BYTES": "8000000",
+    }
+    small = httpx.Request("POST", URL, files=files("frames", sequence(255)))
+    payload = small.read()
+    request = (
+        f"POST {URL} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: {small.headers['content-type']}\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    with running_classifier(model_dir, env=blocking) as server:
+        sockets = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(64)]
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+                held = asyncio.create_task(client.post(URL, files=files("frames", [flat] * 24)))
+                await asyncio.sleep(0.2)  # the upload is in and decoding
+                replies = await asyncio.to_thread(_exchange, sockets, request)
+                blocker = await held
+                after = await client.post(URL, files=files("frames", sequence(255)))
+                metrics = (await client.get("/metrics")).text
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    assert blocker.status_code == 200
+    assert blocker.json()["timings"]["decode_ms"] > 200  # the premise: the loop was held
+    statuses = [status for status, _, _ in replies]
+    shed = [(head, json.loads(body)) for status, head, body in replies if status == 503]
+    assert set(statuses) == {200, 503}, statuses  # some shed, the rest served; nothing else
+    assert all(b"\r\nretry-after: 1\r\n" in head for head, _ in shed)
+    assert all(problem["title"] == "Service overloaded" for _, problem in shed)
+    served = [json.loads(body) for status, _, body in replies if status == 200]
+    assert {answer["label"] for answer in served} == {"bright"}
+    assert after.status_code == 200  # once the queue has drained, work is served as usual
+    assert f'classifier_requests_shed_total{{reason="queue"}} {len(shed)}.0' in metrics
+    assert f"classifier_request_queue_seconds_count {len(replies) + 2}.0" in metrics

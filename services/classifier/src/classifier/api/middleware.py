@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from classifier.api.arrival import ARRIVAL_KEY
 from classifier.api.errors import CLIENT_CLOSED_REQUEST, error_response
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         service = self.service
-        start = time.perf_counter()
+        now = time.perf_counter()
+        # Latency counts from the request's arrival when the server stamped it (see arrival).
+        start = scope.get(ARRIVAL_KEY, now)
         request_id = _request_id(scope)
         access: dict[str, Any] = {}
         state = scope.setdefault("state", {})
@@ -74,22 +77,24 @@ class RequestContextMiddleware:
             await send(message)
 
         work = _is_work(scope)
-        if work and service.in_flight >= service.settings.max_concurrency:
-            service.metrics.shed.inc()
-            response = error_response(
-                scope["path"],
-                status=503,
-                detail="the service is at capacity; retry shortly",
-                request_id=request_id,
-                slug="overloaded",
-                title="Service overloaded",
-                # Not "Connection: close": closing with the body unread resets the socket,
-                # and a client still sending would lose the 503 (httpx saw ReadError).
-                headers={"Retry-After": "1"},
-            )
-            await response(scope, receive, send_with_id)
-            self._finish(scope, request_id, status, start, bytes_in, {"shed": True})
-            return
+        if work:
+            shed = self._admission(now - start)
+            if shed is not None:
+                service.metrics.shed.labels(shed).inc()
+                response = error_response(
+                    scope["path"],
+                    status=503,
+                    detail="the service is at capacity; retry shortly",
+                    request_id=request_id,
+                    slug="overloaded",
+                    title="Service overloaded",
+                    # Not "Connection: close": closing with the body unread resets the socket,
+                    # and a client still sending would lose the 503 (httpx saw ReadError).
+                    headers={"Retry-After": "1"},
+                )
+                await response(scope, receive, send_with_id)
+                self._finish(scope, request_id, status, start, bytes_in, {"shed": shed})
+                return
 
         if work:
             service.in_flight += 1
@@ -121,6 +126,22 @@ class RequestContextMiddleware:
                 service.in_flight -= 1
                 service.metrics.in_flight.dec()
             self._finish(scope, request_id, status, start, bytes_in, access)
+
+    def _admission(self, waited: float) -> str | None:
+        """Why this request must be shed (``"concurrency"``, ``"queue"``), or None to admit it.
+
+        The in-flight count bounds what the worker has started; the queue wait catches what it
+        has not: requests parsed but still waiting for the event loop (see ``arrival``). A
+        request that has already waited past the budget is refused before it costs any work.
+        """
+        service = self.service
+        settings = service.settings
+        service.metrics.queue_wait.observe(waited)
+        if service.in_flight >= settings.max_concurrency:
+            return "concurrency"
+        if settings.max_queue_ms and waited * 1000 > settings.max_queue_ms:
+            return "queue"
+        return None
 
     def _finish(
         self,

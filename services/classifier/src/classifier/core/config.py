@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(
         64, ge=1, description="Requests processed at once per worker before shedding with 503."
     )
+    max_queue_ms: float = Field(
+        100.0,
+        ge=0,
+        description="Shed a request (503) that waited longer than this for its worker (0: never).",
+    )
     max_batch: int = Field(
         1, ge=1, le=256, description="Most sequences run through the model in one call (1: off)."
     )

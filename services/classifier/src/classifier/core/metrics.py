@@ -18,6 +18,7 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+SHED_REASONS = ("concurrency", "queue")
 
 
 class Metrics:
@@ -36,6 +37,12 @@ class Metrics:
             "classifier_request_duration_seconds",
             "Time from the first byte of a request to the end of its response.",
             ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "classifier_request_queue_seconds",
+            "Time a request waited for its worker's event loop before the service began it.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -71,9 +78,13 @@ class Metrics:
         )
         self.shed = Counter(
             "classifier_requests_shed",
-            "Requests refused with 503 because the service was at capacity.",
+            "Requests refused with 503, by reason: concurrency (too many in flight) or queue "
+            "(waited too long for the worker to start them).",
+            ["reason"],
             registry=self.registry,
         )
+        for reason in SHED_REASONS:  # exported at 0 from the start, so rates have a baseline
+            self.shed.labels(reason)
 
         self.dropped_log_records = Counter(
             "classifier_log_records_dropped",
