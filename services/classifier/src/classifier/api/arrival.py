@@ -10,7 +10,10 @@ wait measurable: the middleware sheds a request that has already waited longer t
 before it costs any decoding, and exports the wait as a histogram.
 
 The stamp is put in the ASGI scope under :data:`ARRIVAL_KEY`; servers that do not set it (an
-ASGI test client, another server) simply give no queue wait.
+ASGI test client, plain ``uvicorn classifier.main:create_app``) simply give no queue wait.
+``python -m classifier`` passes the protocol to uvicorn. It builds on the httptools protocol's
+``on_message_begin`` callback and ``scope`` attribute; if a uvicorn upgrade changes them, the
+integration test ``test_requests_queued_behind_a_busy_worker_are_shed`` fails.
 """
 
 from __future__ import annotations

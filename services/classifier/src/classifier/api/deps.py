@@ -28,6 +28,7 @@ class ServiceState:
     models: ModelRepository | None = None
     ready: bool = False
     in_flight: int = 0
+    queue_wait_average: float = 0.0  # seconds, a moving average over recent inference requests
 
 
 async def get_service(request: Request) -> ServiceState:

@@ -26,6 +26,11 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
 logger = logging.getLogger("classifier")
 
+# Weight of each request's queue wait in the moving average (a time constant of ~50 requests):
+# high enough to notice a standing queue within a few dozen requests, low enough that one slow
+# moment (a GC pause, a burst of 50 uploads) does not count as overload.
+QUEUE_WAIT_SMOOTHING = 0.02
+
 
 def _request_id(scope: Scope) -> str:
     headers: list[tuple[bytes, bytes]] = scope["headers"]
@@ -132,14 +137,18 @@ class RequestContextMiddleware:
 
         The in-flight count bounds what the worker has started; the queue wait catches what it
         has not: requests parsed but still waiting for the event loop (see ``arrival``). A
-        request that has already waited past the budget is refused before it costs any work.
+        request that has already waited past the budget is refused before it costs any work,
+        once waiting is sustained (the moving average of waits is past half the budget): under
+        overload every request waits, while after a single stall only a few do.
         """
         service = self.service
         settings = service.settings
         service.metrics.queue_wait.observe(waited)
+        service.queue_wait_average += QUEUE_WAIT_SMOOTHING * (waited - service.queue_wait_average)
         if service.in_flight >= settings.max_concurrency:
             return "concurrency"
-        if settings.max_queue_ms and waited * 1000 > settings.max_queue_ms:
+        budget = settings.max_queue_ms / 1000
+        if budget and waited > budget and service.queue_wait_average > budget / 2:
             return "queue"
         return None
 
