@@ -12,6 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier.api.arrival import ARRIVAL_KEY
@@ -19,6 +20,8 @@ from classifier.api.errors import CLIENT_CLOSED_REQUEST, error_response
 
 if TYPE_CHECKING:
     from classifier.api.deps import ServiceState
+    from classifier.model.runtime import SequenceModel
+    from classifier.pipeline.answer import Classification
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Echo a client's id only when it is a sane token; anything else gets a fresh id.
@@ -38,6 +41,17 @@ def _request_id(scope: Scope) -> str:
         if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
             return value.decode("ascii")
     return uuid.uuid4().hex
+
+
+def record_classification(
+    request: Request, model: SequenceModel, frames: int, verdict: Classification | None
+) -> None:
+    """What the request's access record says of its model call: the model, its version, the
+    frames classified, and the label and confidence when there was one verdict."""
+    access: dict[str, Any] = request.state.access
+    access.update(model=model.name, model_version=model.version, frames=frames)
+    if verdict is not None:
+        access.update(label=verdict.label, confidence=round(verdict.confidence, 6))
 
 
 def _is_work(scope: Scope) -> bool:

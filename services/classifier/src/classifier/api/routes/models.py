@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from classifier.api.deps import ModelsDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
+from classifier.api.middleware import record_classification
 from classifier.api.schemas import (
     ClassifyResponse,
     InputOut,
@@ -126,13 +127,7 @@ async def classify_sequence(
     inference = await served.engine.predict(sequence.tensor)
     labels = model.manifest.labels
     result = classify(inference.probabilities[0], labels, _clamp_top_k(top_k, len(labels)))
-    request.state.access.update(
-        model=model.name,
-        model_version=model.version,
-        label=result.label,
-        confidence=round(result.confidence, 6),
-        frames=sequence.frames,
-    )
+    record_classification(request, model, sequence.frames, result)
     return ClassifyResponse(
         request_id=request.state.request_id,
         model=ModelRef(name=model.name, version=model.version),

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from classifier import __version__
 from classifier.api.deps import ModelsDep, ServiceDep, ServiceState
 from classifier.api.frames import read_body
+from classifier.api.middleware import record_classification
 from classifier.model.repository import ServedModel
 from classifier.model.runtime import FloatArray
 from classifier.pipeline.answer import classify
@@ -348,15 +349,9 @@ async def _infer(
     results = await _run_model(served, decoded.batch, LOGITS in wanted)
     probabilities = results[PROBABILITIES]
     batch = len(decoded.batch)
-    access: dict[str, Any] = {
-        "model": model.name,
-        "model_version": model.version,
-        "frames": batch * manifest.input.frames,
-    }
-    if batch == 1:
-        verdict = classify(probabilities[0], manifest.labels, top_k=1)
-        access.update(label=verdict.label, confidence=round(verdict.confidence, 6))
-    request.state.access.update(access)
+    # One sequence gets a verdict in the access record, as on /v1; a batch only its size.
+    verdict = classify(probabilities[0], manifest.labels, top_k=1) if batch == 1 else None
+    record_classification(request, model, batch * manifest.input.frames, verdict)
 
     encoded = encode_inference_response(
         model_name=model.name,

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from classifier.api.deps import DefaultModelDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
+from classifier.api.middleware import record_classification
 from classifier.api.schemas import PredictResponse, SeedError
 from classifier.core.errors import FrameCountError
 from classifier.pipeline.answer import classify
@@ -52,13 +53,7 @@ async def predict(
     )
     inference = await served.engine.predict(sequence.tensor)
     result = classify(inference.probabilities[0], model.manifest.labels, top_k=1)
-    request.state.access.update(
-        model=model.name,
-        model_version=model.version,
-        label=result.label,
-        confidence=round(result.confidence, 6),
-        frames=sequence.frames,
-    )
+    record_classification(request, model, sequence.frames, result)
     return PredictResponse(
         predicted_class=result.class_index,
         label=result.label,
