@@ -7,11 +7,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
 from classifier.core.config import Settings
 from classifier.main import create_app
+from tests.support.app_client import lifespan_client
 from tests.support.tiny_models import write_model_dir
 
 
@@ -33,10 +33,5 @@ def app(settings: Settings) -> FastAPI:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        LifespanManager(app) as manager,
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
-        ) as http,
-    ):
+    async with lifespan_client(app) as http:
         yield http

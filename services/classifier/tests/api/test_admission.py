@@ -10,12 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from classifier.api.arrival import ARRIVAL_KEY
-from classifier.core.config import Settings
-from classifier.main import create_app
 from tests.support.app_client import app_client
 from tests.support.frames import files, sequence
 
@@ -97,24 +94,18 @@ async def _stamped_run(
 ) -> tuple[list[httpx.Response], httpx.Response, str]:
     """``requests`` classifications in a row, each stamped as having queued ``waited_s``; then a
     health check (stamped alike) and the metrics."""
-    settings = Settings(
-        model_dir=model_dir,
-        fluentd_host=None,
-        access_log_stdout=False,
-        max_queue_ms=max_queue_ms,
+    stamped = app_client(
+        model_dir, around=lambda app: arrived_ago(app, waited_s), max_queue_ms=max_queue_ms
     )
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=arrived_ago(manager.app, waited_s))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            responses = [
-                await client.post(
-                    "/v1/models/brightness/classify", files=files("frames", sequence(255))
-                )
-                for _ in range(requests)
-            ]
-            health = await client.get("/health/ready")
-            metrics = (await client.get("/metrics")).text
+    async with stamped as client:
+        responses = [
+            await client.post(
+                "/v1/models/brightness/classify", files=files("frames", sequence(255))
+            )
+            for _ in range(requests)
+        ]
+        health = await client.get("/health/ready")
+        metrics = (await client.get("/metrics")).text
     return responses, health, metrics
 
 
