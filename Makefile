@@ -19,7 +19,7 @@ DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfi
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 .PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
-        up e2e down logs bench clean
+        up e2e down logs bench bench-bound clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,10 @@ bench: $(VENV)/.bench ## Throughput against the yardsticks; writes docs/benchmar
 	command -v wrk >/dev/null && command -v hey >/dev/null || \
 		{ echo "bench: installing wrk and hey (Debian packages)"; apt-get install -y -qq wrk hey; }
 	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-bound: $(VENV)/.bench ## How close a bare Python ASGI app gets to the inference ceiling (~2 min)
+	command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk; }
+	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.http_bound
 
 # --- lock files --------------------------------------------------------------------------------
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 --universal -q
