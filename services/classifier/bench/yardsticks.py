@@ -80,7 +80,7 @@ def _naive_worker(args: tuple[Path, float, list[list[bytes]]]) -> int:
 def _across_cores(worker, args, processes: int, seconds: float) -> float:  # type: ignore[no-untyped-def]
     context = multiprocessing.get_context("spawn")
     with context.Pool(processes) as pool:
-        counts = pool.map(worker, [args] * processes)
+        counts: list[int] = pool.map(worker, [args] * processes)
     return sum(counts) / seconds
 
 
