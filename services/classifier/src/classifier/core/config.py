@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         description="Uploads up to this size decode on the event loop, larger ones in a thread.",
     )
     inline_inference_ms: float = Field(
-        1.0,
+        10.0,
         ge=0,
         le=50,
         description="Batches expected to take less than this run on the event loop, not a thread.",

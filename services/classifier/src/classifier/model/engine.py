@@ -4,8 +4,9 @@ Concurrent requests queue their sequences; one runner takes everything waiting (
 ``max_batch``), optionally waiting ``max_delay`` seconds for more, and runs it as one batch. At
 low load a request runs alone at once; under load batches form by themselves while the previous
 batch runs. A batch runs in a worker thread (onnxruntime releases the GIL), except a batch the
-model is expected to finish within ``inline_below`` seconds: for a model that small the thread
-hand-off costs a large share of the inference itself, so it runs on the event loop.
+model is expected to finish within ``inline_below`` seconds, which runs on the event loop: with
+one worker per core the thread has no spare core to run on, so for a short call the hand-off and
+the contention cost more than keeping the loop free saves.
 """
 
 from __future__ import annotations
