@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 
 from classifier.core.metrics import Metrics
 from classifier.model.engine import InferenceEngine
-from classifier.model.runtime import SequenceModel, load_model
+from classifier.model.runtime import FloatArray, SequenceModel, load_model
 
 
 @pytest.fixture
@@ -104,3 +106,37 @@ async def test_stop_fails_what_is_still_queued(model: SequenceModel) -> None:
         await second
     with pytest.raises(RuntimeError, match="stopped"):
         await first
+
+
+@pytest.mark.parametrize(
+    ("sequences", "inline_below", "on_the_loop"),
+    [(1, 0.010, True), (8, 0.010, True), (30, 0.010, False), (1, 0.0, False)],
+)
+async def test_calls_expected_to_be_quick_run_on_the_event_loop(
+    model: SequenceModel,
+    monkeypatch: pytest.MonkeyPatch,
+    sequences: int,
+    inline_below: float,
+    on_the_loop: bool,
+) -> None:
+    # As if warm-up had measured 1 ms a sequence: 1 and 8 sequences are expected within 10 ms,
+    # 30 are not; a limit of 0 sends every call to a worker thread.
+    timed = dataclasses.replace(model, seconds_per_sequence=0.001)
+    threads: list[int] = []
+    run = SequenceModel.run
+
+    def recording_run(self: SequenceModel, batch: FloatArray) -> FloatArray:
+        threads.append(threading.get_ident())
+        return run(self, batch)
+
+    monkeypatch.setattr(SequenceModel, "run", recording_run)
+    engine = InferenceEngine(timed, Metrics(), inline_below=inline_below)
+    await engine.start()
+    try:
+        result = await engine.predict(np.concatenate([_sequence(1.0)] * sequences))
+    finally:
+        await engine.stop()
+
+    assert [int(row.argmax()) for row in result.probabilities] == [3] * sequences
+    assert len(threads) == 1
+    assert (threads[0] == threading.get_ident()) is on_the_loop
