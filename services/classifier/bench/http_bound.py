@@ -19,17 +19,29 @@ import os
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.run import CLASSIFIER, DEFAULT_MODEL, free_port, http_status, process, wait_until, wrk
+from bench.run import (
+    DEFAULT_MODEL,
+    bench_environment,
+    free_port,
+    http_status,
+    process,
+    service_environment,
+    wait_until,
+    wrk,
+)
 from bench.workload import oip_binary_uploads, write_wrk_bodies
 from bench.yardsticks import inference_ceiling, open_session
 from classifier.model.manifest import load_manifest
 
 HEADER_LENGTH = b"inference-header-content-length"
+# A server to measure: its command line and environment, given its port.
+Server = Callable[[int], tuple[list[str], dict[str, str]]]
 
 
 def bare_app() -> Any:
@@ -105,46 +117,40 @@ def main() -> None:
     manifest = load_manifest(args.model_dir)
     work = Path(tempfile.mkdtemp(prefix="bench-bound-"))
     bodies = write_wrk_bodies(oip_binary_uploads(manifest.input.name), work / "oip")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(CLASSIFIER / "src"), str(CLASSIFIER)])
-    bare = [
-        *(sys.executable, "-m", "uvicorn", "bench.http_bound:bare_app", "--factory"),
-        *("--workers", str(cores), "--http", "httptools", "--log-level", "warning"),
-        "--no-access-log",
-    ]
-    # name: (command without its port, extra environment, the port's option or variable)
-    servers = {
-        "bare app, no model (the HTTP round trip alone)": (
-            bare,
-            {"BENCH_BARE_MODEL": "0"},
-            "--port",
-        ),
-        "bare app, with the model": (bare, {"BENCH_BARE_MODEL": "1"}, "--port"),
-        # As make bench runs it: production settings, access log off stdout, no fluentd.
-        "this service (python -m classifier)": (
-            [sys.executable, "-m", "classifier"],
-            {"CLASSIFIER_ACCESS_LOG_STDOUT": "false", "CLASSIFIER_LOG_LEVEL": "warning"},
-            "CLASSIFIER_PORT",
-        ),
+
+    def bare(run_model: bool) -> Server:
+        def command(port: int) -> tuple[list[str], dict[str, str]]:
+            argv = [
+                *(sys.executable, "-m", "uvicorn", "bench.http_bound:bare_app", "--factory"),
+                *("--workers", str(cores), "--http", "httptools", "--log-level", "warning"),
+                *("--no-access-log", "--port", str(port)),
+            ]
+            env = {
+                **bench_environment(),
+                "BENCH_MODEL_DIR": str(args.model_dir),
+                "BENCH_BARE_MODEL": "1" if run_model else "0",
+            }
+            return argv, env
+
+        return command
+
+    def service(port: int) -> tuple[list[str], dict[str, str]]:
+        return [sys.executable, "-m", "classifier"], service_environment(port, args.model_dir)
+
+    servers: dict[str, Server] = {
+        "bare app, no model (the HTTP round trip alone)": bare(run_model=False),
+        "bare app, with the model": bare(run_model=True),
+        "this service (python -m classifier)": service,  # as make bench runs it
     }
     ceiling: list[float] = []
     results: dict[str, list[float]] = {name: [] for name in servers}
     for round_number in range(1, args.rounds + 1):
         ceiling.append(inference_ceiling(args.model_dir, cores, args.seconds))
-        for index, (name, (argv, extra, port_option)) in enumerate(servers.items()):
-            port = str(free_port())
-            server_env = {
-                **env,
-                **extra,
-                "BENCH_MODEL_DIR": str(args.model_dir),
-                "CLASSIFIER_MODEL_DIR": str(args.model_dir),
-            }
-            if port_option.startswith("--"):
-                argv = [*argv, port_option, port]
-            else:
-                server_env[port_option] = port
+        for index, (name, server) in enumerate(servers.items()):
+            port = free_port()
+            argv, env = server(port)
             url = f"http://127.0.0.1:{port}"
-            with process(argv, server_env, work / f"server-{index}-{round_number}.log"):
+            with process(argv, env, work / f"server-{index}-{round_number}.log"):
                 wait_until(lambda: http_status(f"{url}/health/ready") in (200, 204), name)  # noqa: B023
                 run = wrk(
                     f"{url}/v2/models/{manifest.name}/infer", bodies, args.concurrency, args.seconds

@@ -104,6 +104,27 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def bench_environment() -> dict[str, str]:
+    """The caller's environment without CLASSIFIER_ settings, importing bench and the service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(CLASSIFIER / "src"), str(CLASSIFIER)])
+    return env
+
+
+def service_environment(port: int, model_dir: Path) -> dict[str, str]:
+    """The service as deployed: production settings as in the image (the settings' own defaults,
+    with the operator's CLASSIFIER_ overrides such as CLASSIFIER_WORKERS), the access log off
+    stdout (nobody reads it here) and no fluentd (its cost is the collector's)."""
+    return {
+        **bench_environment(),
+        **{k: v for k, v in os.environ.items() if k.startswith("CLASSIFIER_")},
+        "CLASSIFIER_PORT": str(port),
+        "CLASSIFIER_MODEL_DIR": str(model_dir),
+        "CLASSIFIER_ACCESS_LOG_STDOUT": "false",
+        "CLASSIFIER_LOG_LEVEL": "warning",
+    }
+
+
 @dataclass
 class Run:
     rps: float
@@ -322,22 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     sequences = [[part for part in _frames_of(u.body)] for u in uploads["png"]]
 
     server_port, seed_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_")}
-    pythonpath = os.pathsep.join([str(CLASSIFIER / "src"), str(CLASSIFIER)])
-    server_env = {
-        **env,
-        # Production settings as in the image: the settings' own defaults, with the access
-        # log off stdout (nobody reads it here) and no fluentd (its cost is the collector's).
-        "PYTHONPATH": pythonpath,
-        "CLASSIFIER_PORT": str(server_port),
-        "CLASSIFIER_MODEL_DIR": str(args.model_dir),
-        "CLASSIFIER_ACCESS_LOG_STDOUT": "false",
-        "CLASSIFIER_LOG_LEVEL": "warning",
-    }
-    for key, value in os.environ.items():
-        if key.startswith("CLASSIFIER_") and key not in server_env:
-            server_env[key] = value  # the operator's overrides, e.g. CLASSIFIER_WORKERS
-    seed_env = {**env, "PYTHONPATH": pythonpath, "BENCH_MODEL_DIR": str(args.model_dir)}
+    server_env = service_environment(server_port, args.model_dir)
+    seed_env = {**bench_environment(), "BENCH_MODEL_DIR": str(args.model_dir)}
     results: dict[str, list[Run]] = {name: [] for name in SCENARIOS}
     results["seed-style baseline (Flask + gunicorn)"] = []
     ceiling: list[float] = []
