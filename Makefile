@@ -18,8 +18,8 @@ COMPOSE ?= docker compose
 DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfile
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
-        up e2e down logs bench bench-bound clean
+.PHONY: help install install-dev chromium run test test-unit test-e2e lint lint-static fmt model \
+        lock screenshots up e2e down logs bench bench-bound clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,14 @@ install: $(VENV)/.runtime ## Create .venv with the classifier's pinned runtime d
 
 install-dev: $(VENV)/.dev ## Add the pinned test, lint and static-check tools
 
+# The browser tests drive the machine's own Chromium (Playwright never downloads one here).
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+chromium: ## Debian's chromium and chromium-driver for the browser tests, when missing (apt, as root)
+	@test -x $(CHROMIUM_PATH) && command -v chromedriver >/dev/null || { \
+		echo "chromium: installing Debian's chromium and chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 # --- the main job ------------------------------------------------------------------------------
 run: $(VENV)/.runtime ## Serve the bundled model (CLASSIFIER_HOST/PORT/WORKERS honoured)
 	exec $(BIN)/python -m classifier
@@ -45,7 +53,7 @@ run: $(VENV)/.runtime ## Serve the bundled model (CLASSIFIER_HOST/PORT/WORKERS h
 # --- checks ------------------------------------------------------------------------------------
 test: lint test-unit test-e2e ## Every check: lint, static checks, unit/API/integration tests, e2e
 
-test-unit: $(VENV)/.dev ## Classifier tests: units, API (in-process), integration (real uvicorn)
+test-unit: $(VENV)/.dev chromium ## Classifier tests: units, API, integration, browser (real uvicorn)
 	$(BIN)/python -m pytest $(CLASSIFIER)/tests
 
 test-e2e: $(VENV)/.dev ## The e2e suite against a natively started classifier and log receiver
@@ -65,6 +73,9 @@ lint-static: $(VENV)/.dev ## Dockerfiles (hadolint), compose.yml and workflows (
 fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff format services
 	$(BIN)/ruff check --fix services
+
+screenshots: $(VENV)/.dev chromium ## The web page's screenshots in docs/ (desktop and phone width)
+	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m tests.browser.screenshots $(CURDIR)/docs
 
 # --- the model ---------------------------------------------------------------------------------
 $(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt

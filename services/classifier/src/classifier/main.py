@@ -19,6 +19,8 @@ from classifier.core.logs import LogShipper
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
 from classifier.model.runtime import ModelLoadError, load_model
+from classifier.web import routes as web
+from classifier.web.headers import SecurityHeadersMiddleware
 
 DESCRIPTION = """
 Classifies short sequences of video frames (by default 24 grayscale 64x64 frames of rodent
@@ -94,10 +96,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are our own (classifier.web): self-hosted assets, their own CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
-    for router in (predict.router, models.router, health.router, meta.router, oip.router):
+    routers = (predict.router, models.router, health.router, meta.router, oip.router, web.router)
+    for router in routers:
         app.include_router(router)
+    web.mount_assets(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every response, errors too
     return app
