@@ -30,6 +30,8 @@ behaviour) with an ONNX model described by its manifest.
   every label's probability, the top k, the model's name and version and timings.
 * **Seed-compatible** `POST /predict`: the original service's contract, unchanged.
 * **Operations**: `/health/live`, `/health/ready`, `/metrics` (Prometheus).
+* **In a browser**: `/` is a web page for browsers (JSON for other clients); this page and
+  `/redoc` are served from the service's own files.
 
 Every response carries `X-Request-ID` (yours, echoed, or a new one); errors on `/v1` are RFC 9457
 problem details that include it.
