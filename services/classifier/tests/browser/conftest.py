@@ -15,13 +15,13 @@ from tests.support.server import ServerProcess, running_classifier
 
 
 @pytest.fixture(scope="package")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def browser_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser-data")
 
 
 @pytest.fixture(scope="package")
-def server(data_dir: Path) -> Iterator[ServerProcess]:
-    env = {"CLASSIFIER_WORKERS": "1", "CLASSIFIER_DATA_DIR": str(data_dir)}
+def server(browser_data_dir: Path) -> Iterator[ServerProcess]:
+    env = {"CLASSIFIER_WORKERS": "1", "CLASSIFIER_DATA_DIR": str(browser_data_dir)}
     with running_classifier(DEFAULT_MODEL_DIR, env=env) as process:
         yield process
 

@@ -723,6 +723,7 @@ function clearResults() {
   ethogramUrl = null;
   const image = $("ethogram");
   image.hidden = true;
+  $("ethogram-empty").hidden = false;
   image.removeAttribute("src");
   image.alt = "";
   $("ethogram-caption").textContent = "Behaviour over time, one row per label.";
@@ -776,7 +777,12 @@ function renderBouts(bouts) {
     el("td", { class: "num", text: fmtNumber(bout.duration_s) }),
     el("td", { class: "num", text: fmtNumber(bout.mean_confidence) }),
   ));
-  while (rows.length < BOUT_ROWS) rows.push(placeholderRow(6));
+  while (rows.length < BOUT_ROWS) {
+    const filler = placeholderRow(6);
+    filler.className = "filler";
+    filler.setAttribute("aria-hidden", "true");
+    rows.push(filler);
+  }
   $("bouts-body").replaceChildren(...rows);
 }
 
@@ -802,6 +808,7 @@ async function showResults(job, mine) {
       image.src = ethogramUrl;
       image.alt = `Ethogram of ${recording.filename || "the recording"}: the label of every frame over time.`;
       image.hidden = false;
+      $("ethogram-empty").hidden = true;
       $("ethogram-caption").textContent = `${recording.filename || "Recording"}, one row per label.`;
     }
     if (result) {
@@ -840,7 +847,7 @@ function jobRow(job) {
     "tr", { "data-job": job.id },
     el("td", { class: "job-file", text: name }),
     el("td", {}, el("span", { class: `status status-${job.status}`, text: statusText(job) })),
-    el("td", { text: fmtTime(job.created_at) }),
+    el("td", { class: "when", text: fmtTime(job.created_at) }),
     actions,
   );
 }
