@@ -53,7 +53,7 @@ function fmtBytes(bytes) {
 function fmtDuration(seconds) {
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 3600) return s % 60 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${s / 60} min`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
@@ -577,8 +577,7 @@ function jobTitle(job) {
 function resetJobView(name) {
   currentJob = null;
   $("job-name").textContent = name;
-  const upload = $("upload-progress");
-  upload.value = 0;
+  $("upload-progress").value = 0;
   $("upload-text").textContent = dash;
   $("job-progress").value = 0;
   $("job-text").textContent = dash;
@@ -845,7 +844,7 @@ function jobRow(job) {
   }
   return el(
     "tr", { "data-job": job.id },
-    el("td", { class: "job-file", text: name }),
+    el("td", { class: "job-file", text: name, title: name }),
     el("td", {}, el("span", { class: `status status-${job.status}`, text: statusText(job) })),
     el("td", { class: "when", text: fmtTime(job.created_at) }),
     actions,
