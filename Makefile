@@ -72,7 +72,7 @@ $(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
 	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $<
 	touch $@
 
-model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
+model: $(TRAIN_VENV)/.train ## Train the default model; write its graphs (whole clip, parts) and manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
 
 model-parts: $(TRAIN_VENV)/.train ## Re-export the frame encoder and temporal head from the trained weights
