@@ -18,7 +18,7 @@ COMPOSE ?= docker compose
 DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfile
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
+.PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model model-parts lock \
         up e2e down logs bench bench-bound clean
 
 help: ## List the targets
@@ -72,8 +72,11 @@ $(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
 	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $<
 	touch $@
 
-model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
+model: $(TRAIN_VENV)/.train ## Train the default model; write its graphs (whole clip, parts) and manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
+
+model-parts: $(TRAIN_VENV)/.train ## Re-export the frame encoder and temporal head from the trained weights
+	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/split_export.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
 
 # --- the benchmark ------------------------------------------------------------------------------
 $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt

@@ -499,8 +499,9 @@ def render(
         f"{_verdict(v1.rps >= naive)} |",
         f"| /v1 PNG p99 <= 4x p50 | {v1.p99_ms / v1.p50_ms:.2f}x | "
         f"{_verdict(v1.p99_ms <= 4 * v1.p50_ms)} |",
-        f"| OIP binary >= 70% of the inference ceiling | {oip.rps / ceiling * 100:.0f}% | "
-        f"{_verdict(oip.rps >= 0.7 * ceiling)} |",
+        # Retired (docs/benchmarks.md): out of reach for any Python front end here; still shown.
+        f"| OIP binary share of the inference ceiling (70% target retired) | "
+        f"{oip.rps / ceiling * 100:.0f}% | reported, not a target |",
         f"| overload: accepted p99 < 250 ms | {load.accepted_p99_ms:.0f} ms | "
         f"{_verdict(load.accepted_p99_ms < 250)} |",
         # "Fast" 503s: answered within the bound accepted requests must meet. A shed request

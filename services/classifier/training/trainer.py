@@ -37,6 +37,7 @@ from heldout import (
     softmax,
 )
 from PIL import Image
+from split_export import export_parts
 from torch import nn
 
 import behaviour_clips
@@ -466,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = evaluate_heldout(model_path, args.heldout_per_class, args.workers, log)
     manifest = build_manifest(model_path, training, args.seed, results)
+    manifest["parts"] = export_parts(model, args.out, FRAMES, args.opset)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_golden(model_path, args.golden)
     contact_sheet(seed=CONTACT_SHEET_SEED).save(args.contact_sheet)
