@@ -159,14 +159,15 @@ async def test_thousands_of_tiny_parts_are_413(
 # --- bodies ------------------------------------------------------------------------------------
 
 
-async def test_non_multipart_body_is_415(
+async def test_non_multipart_body_is_415_on_v1_and_the_seed_400_on_predict(
     client: httpx.AsyncClient, model: ServedModel, clips: ClipUploads
 ) -> None:
     on_v1 = await client.post(model.classify_url, json={"frames": ["frame_00.png"]})
     on_predict = await client.post("/predict", json={"images": []})
 
     assert "application/json" in problem(on_v1, 415)["detail"]
-    error(on_predict, 415)
+    # The original service found no images in such a body, and said so.
+    assert error(on_predict, 400) == f"Please upload exactly {model.frames} images."
     await still_serving(client, model, clips)
 
 

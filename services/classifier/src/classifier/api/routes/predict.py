@@ -8,7 +8,7 @@ from classifier.api.deps import DefaultModelDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
 from classifier.api.middleware import record_classification
 from classifier.api.schemas import PredictResponse, SeedError
-from classifier.core.errors import FrameCountError
+from classifier.core.errors import BadUploadError, FrameCountError, NotMultipartError
 from classifier.pipeline.answer import classify
 
 router = APIRouter(tags=["seed-compatible"])
@@ -37,9 +37,15 @@ def _seed_check(received: int, expected: int) -> None:
     ),
     response_model=PredictResponse,
     responses={
-        400: {"model": SeedError, "description": "Wrong number of images, or a malformed body."},
+        400: {
+            "model": SeedError,
+            "description": (
+                "Not exactly that many `images`: none at all when the body is missing, not "
+                "multipart or malformed, as for the original service."
+            ),
+        },
         413: {"model": SeedError, "description": "A frame or the body is over a size limit."},
-        415: {"model": SeedError, "description": "Not multipart, or an unsupported image."},
+        415: {"model": SeedError, "description": "A frame in an unsupported image format."},
         422: {"model": SeedError, "description": "A frame is not a decodable image."},
     },
     openapi_extra=multipart_openapi("images", "The frames, in order."),
@@ -48,9 +54,14 @@ async def predict(
     request: Request, service: ServiceDep, served: DefaultModelDep
 ) -> PredictResponse:
     model = served.model
-    sequence = await prepare_sequence(
-        request, service, model.manifest.input, ("images",), _seed_check
-    )
+    spec = model.manifest.input
+    try:
+        sequence = await prepare_sequence(request, service, spec, ("images",), _seed_check)
+    except (NotMultipartError, BadUploadError):
+        # The original read request.files.getlist("images") through Werkzeug's silent form
+        # parser: a body that is missing, not multipart or malformed simply held no images.
+        _seed_check(0, spec.frames)
+        raise
     inference = await served.engine.predict(sequence.tensor)
     result = classify(inference.probabilities[0], model.manifest.labels, top_k=1)
     record_classification(request, model, sequence.frames, result)
