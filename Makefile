@@ -51,10 +51,11 @@ test-unit: $(VENV)/.dev ## Classifier tests: units, API (in-process), integratio
 test-e2e: $(VENV)/.dev ## The e2e suite against a natively started classifier and log receiver
 	$(BIN)/python $(E2E)/harness/native_stack.py -- $(BIN)/python -m pytest $(E2E)/tests
 
-lint: $(VENV)/.dev lint-static ## ruff, ruff format --check, mypy --strict
+lint: $(VENV)/.dev lint-static ## ruff, ruff format --check, mypy --strict (service, tests, bench, e2e)
 	$(BIN)/ruff check services
 	$(BIN)/ruff format --check services
 	$(BIN)/mypy
+	$(BIN)/mypy $(E2E)/tests
 
 lint-static: $(VENV)/.dev ## Dockerfiles (hadolint), compose.yml and workflows (schemas, actionlint)
 	$(BIN)/hadolint --failure-threshold warning $(DOCKERFILES)
@@ -83,11 +84,11 @@ $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
 bench: $(VENV)/.bench ## Throughput against the yardsticks; writes docs/benchmarks.md (~10 min)
 	command -v wrk >/dev/null && command -v hey >/dev/null || \
 		{ echo "bench: installing wrk and hey (Debian packages)"; apt-get install -y -qq wrk hey; }
-	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-bound: $(VENV)/.bench ## How close a bare Python ASGI app gets to the inference ceiling (~2 min)
 	command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk; }
-	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.http_bound
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.http_bound
 
 # --- lock files --------------------------------------------------------------------------------
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 --universal -q

@@ -9,14 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
+from harness.processes import free_port
 from tests.support.frames import encode, files, gray_frame, sequence
-from tests.support.server import classifier_env, free_port, running_classifier
+from tests.support.server import classifier_env, running_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +92,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_0(model_dir: Path) -
                 request = client.build_request("POST", URL, files=body_files)
                 body = request.read()
 
-                async def trickle():  # type: ignore[no-untyped-def]
+                async def trickle() -> AsyncIterator[bytes]:
                     step = len(body) // 10
                     for start in range(0, len(body), step):
                         yield body[start : start + step]
