@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
+from classifier.api.access import record_classification
 from classifier.api.deps import ModelsDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
-from classifier.api.middleware import record_classification
 from classifier.api.schemas import (
     ClassifyResponse,
     InputOut,

@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from classifier import __version__
+from classifier.api.access import record_classification
 from classifier.api.body import read_body
 from classifier.api.deps import ModelsDep, ServiceDep, ServiceState
 from classifier.api.frames import clip_body_limits
-from classifier.api.middleware import record_classification
 from classifier.model.repository import ServedModel
 from classifier.model.runtime import FloatArray
 from classifier.pipeline.answer import classify

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from classifier.api.access import record_classification
 from classifier.api.deps import DefaultModelDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
-from classifier.api.middleware import record_classification
 from classifier.api.schemas import PredictResponse, SeedError
 from classifier.core.errors import BadUploadError, FrameCountError, NotMultipartError
 from classifier.pipeline.answer import classify
