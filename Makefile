@@ -18,8 +18,8 @@ COMPOSE ?= docker compose
 DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfile
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
-        up e2e down logs bench bench-bound clean
+.PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static fmt model \
+        golden lock up e2e down logs bench bench-bound clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,13 +68,23 @@ fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff check --fix services
 
 # --- the model ---------------------------------------------------------------------------------
-$(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
+# The dev lock (hashed: the service's runtime, onnx, pytest, mypy), then torch on top: the
+# training code imports the service's pipeline, and its tests run as the service's do.
+$(TRAIN_VENV)/.train: $(CLASSIFIER)/requirements-dev.txt $(CLASSIFIER)/training/requirements.txt
 	test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $<
+	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(CLASSIFIER)/requirements-dev.txt
+	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(CLASSIFIER)/training/requirements.txt
 	touch $@
 
 model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
+
+test-model: $(TRAIN_VENV)/.train ## Training code under mypy --strict; the model tests with PyTorch (parity)
+	$(TRAIN_VENV)/bin/mypy $(CLASSIFIER)/training/*.py
+	REQUIRE_TORCH=1 $(TRAIN_VENV)/bin/python -m pytest $(CLASSIFIER)/tests/model
+
+golden: $(VENV)/.runtime ## Rewrite tests/model/golden.json for the bundled model, the service's way
+	$(BIN)/python $(CLASSIFIER)/training/golden.py
 
 # --- the benchmark ------------------------------------------------------------------------------
 $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
