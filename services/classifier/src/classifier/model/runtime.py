@@ -10,16 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
-from classifier.model.manifest import Manifest, ManifestError, load_manifest
-
-FloatArray = npt.NDArray[np.float32]
-
-
-class ModelLoadError(Exception):
-    """The model cannot be served; the message is one clear line for the operator."""
+from classifier.core.arrays import FloatArray
+from classifier.core.errors import ManifestError, ModelLoadError
+from classifier.model.manifest import Manifest, load_manifest
 
 
 def _file_sha256(path: Path) -> str:
@@ -79,10 +74,10 @@ def softmax(scores: FloatArray) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class SequenceModel:
-    """One servable model. ``predict`` is thread-safe (onnxruntime sessions are)."""
+    """One servable model. ``run`` and ``probabilities_for`` are thread-safe (onnxruntime sessions
+    are); the inference engine (``model/engine.py``) is how requests reach them."""
 
     manifest: Manifest
-    path: Path
     session: ort.InferenceSession
     #: Median time of one sequence, measured by warm_up(); 0 until then.
     seconds_per_sequence: float = 0.0
@@ -101,13 +96,13 @@ class SequenceModel:
         scores: FloatArray = np.asarray(outputs[0], dtype=np.float32)
         return scores
 
-    def probabilities(self, scores: FloatArray) -> FloatArray:
+    def probabilities_from_scores(self, scores: FloatArray) -> FloatArray:
         """Class probabilities from the graph's raw output."""
         return softmax(scores) if self.manifest.output.kind == "logits" else scores
 
-    def predict(self, batch: FloatArray) -> FloatArray:
+    def probabilities_for(self, batch: FloatArray) -> FloatArray:
         """Class probabilities, shape ``[N, labels]``, for a batch shaped as the manifest says."""
-        return self.probabilities(self.run(batch))
+        return self.probabilities_from_scores(self.run(batch))
 
     def warm_up(self, runs: int = 5) -> float:
         """Infer a blank sequence a few times, so the first request pays no set-up cost, check
@@ -116,7 +111,7 @@ class SequenceModel:
         timings = []
         for _ in range(runs):
             started = time.perf_counter()
-            probabilities = self.predict(blank)
+            probabilities = self.probabilities_for(blank)
             timings.append(time.perf_counter() - started)
         if probabilities.shape != (1, len(self.manifest.labels)):
             raise ModelLoadError(
@@ -154,7 +149,7 @@ def load_model(model_dir: Path, *, intra_op_threads: int = 1) -> SequenceModel:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"cannot load ONNX model {path}: {first_line}") from None
     _check_graph(manifest, session)
-    model = SequenceModel(manifest=manifest, path=path, session=session)
+    model = SequenceModel(manifest=manifest, session=session)
     try:
         seconds = model.warm_up()
     except ModelLoadError:

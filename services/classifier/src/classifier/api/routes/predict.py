@@ -8,23 +8,15 @@ from classifier.api.access import record_classification
 from classifier.api.deps import DefaultModelDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
 from classifier.api.schemas import PredictResponse, SeedError
-from classifier.core.errors import BadUploadError, FrameCountError, NotMultipartError
+from classifier.core.errors import BadUploadError, NotMultipartError, SeedFrameCountError
 from classifier.pipeline.answer import classify
 
 router = APIRouter(tags=["seed-compatible"])
 
 
-class SeedFrameCountError(FrameCountError):
-    """The seed answered a wrong count with 400, where /v1 answers 422."""
-
-    status_code = 400
-
-
 def _seed_check(received: int, expected: int) -> None:
     if received != expected:
-        raise SeedFrameCountError(
-            f"Please upload exactly {expected} images.", expected=expected, received=received
-        )
+        raise SeedFrameCountError(f"Please upload exactly {expected} images.")
 
 
 @router.post(
@@ -62,7 +54,7 @@ async def predict(
         # parser: a body that is missing, not multipart or malformed simply held no images.
         _seed_check(0, spec.frames)
         raise
-    inference = await served.engine.predict(sequence.tensor)
+    inference = await served.engine.infer(sequence.tensor)
     result = classify(inference.probabilities[0], model.manifest.labels, top_k=1)
     record_classification(request, model, sequence.frames, result)
     return PredictResponse(
