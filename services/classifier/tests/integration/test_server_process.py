@@ -254,7 +254,9 @@ async def test_requests_queued_behind_a_busy_worker_are_shed(model_dir: Path) ->
         try:
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 held = asyncio.create_task(client.post(URL, files=files("frames", [flat] * 24)))
-                await asyncio.sleep(0.2)  # the upload is in and decoding
+                # The upload is in and decoding. A pause, not a poll: the one worker's loop is
+                # blocked from then on, so it cannot be asked; the premise is checked below.
+                await asyncio.sleep(0.2)
                 replies = await asyncio.to_thread(_exchange, sockets, request)
                 blocker = await held
                 after = await client.post(URL, files=files("frames", sequence(255)))

@@ -14,6 +14,7 @@ from classifier.core.arrays import FloatArray
 from classifier.core.metrics import Metrics
 from classifier.model.engine import InferenceEngine
 from classifier.model.runtime import SequenceModel, load_model
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -100,7 +101,8 @@ async def test_stop_fails_what_is_still_queued(model: SequenceModel) -> None:
     engine = InferenceEngine(model, Metrics(), max_batch=8, max_delay=10.0)
     await engine.start()
     first = asyncio.create_task(engine.infer(_sequence(0.0)))
-    await asyncio.sleep(0.01)  # the runner holds it, waiting for more
+    # The runner has taken it off the queue and holds it, waiting for more.
+    await eventually(lambda: len(engine._held) == 1, "the runner holds the first request")
     second = asyncio.create_task(engine.infer(_sequence(0.0)))
     await asyncio.sleep(0)
     await engine.stop()
