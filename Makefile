@@ -22,7 +22,7 @@ WORKFLOWS := $(wildcard .github/workflows/*.yml)
         golden lock up e2e down logs bench bench-bound clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- environments: rebuilt when their lock file changes ----------------------------------------
 $(VENV)/.runtime: $(CLASSIFIER)/requirements.txt
