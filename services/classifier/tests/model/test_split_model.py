@@ -93,7 +93,7 @@ def test_split_path_equals_the_whole_clip_graph_on_every_window(
 
     whole, split = [], []
     for first in range(0, len(windows), 256):
-        whole.append(model.predict(np.ascontiguousarray(windows[first : first + 256])))
+        whole.append(model.probabilities_for(np.ascontiguousarray(windows[first : first + 256])))
         split.append(
             model.classify_windows(np.ascontiguousarray(embedding_windows[first : first + 256]))
         )

@@ -6,14 +6,15 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from bench import run as bench_run
-from bench.run import Overload, Run, render
+from bench import report as bench_report
+from bench.harness import Overload, Run
+from bench.report import render
 
 CEILING, NAIVE = 4500.0, 420.0
 
 
 def _report(monkeypatch: pytest.MonkeyPatch, *, v1_rps: float, oip_rps: float) -> str:
-    monkeypatch.setattr(bench_run, "tool_version", lambda argv: "wrk 4.1.0")
+    monkeypatch.setattr(bench_report, "tool_version", lambda argv: "wrk 4.1.0")
     results = {
         "seed-style baseline (Flask + gunicorn)": [Run(rps=217, p50_ms=72.9, p99_ms=87.5)],
         "v1 classify, 24 PNG": [Run(rps=v1_rps, p50_ms=39.0, p99_ms=73.8)],

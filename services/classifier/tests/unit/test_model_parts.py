@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from classifier.core.config import Settings
+from classifier.core.errors import ModelLoadError
 from classifier.main import create_app
-from classifier.model.runtime import PARTS_TOLERANCE, ModelLoadError, load_model
+from classifier.model.runtime import PARTS_TOLERANCE, load_model
 from tests.support.app_client import lifespan_client
 from tests.support.frames import files, sequence
 from tests.support.tiny_models import (
@@ -51,7 +52,9 @@ def test_a_model_with_parts_encodes_frames_once_and_classifies_windows(split_dir
     assert probabilities.shape == (4, 4)
     assert list(probabilities.argmax(axis=1)) == [0, 1, 2, 3]
     # The whole graph sums 98,304 float32 pixels at once: the paths differ by ~3e-5 here.
-    np.testing.assert_allclose(probabilities, model.predict(windows), atol=PARTS_TOLERANCE, rtol=0)
+    np.testing.assert_allclose(
+        probabilities, model.probabilities_for(windows), atol=PARTS_TOLERANCE, rtol=0
+    )
 
 
 def test_a_model_without_parts_loads_and_refuses_the_split_path(model_dir: Path) -> None:
@@ -59,7 +62,7 @@ def test_a_model_without_parts_loads_and_refuses_the_split_path(model_dir: Path)
 
     assert not model.has_parts
     assert model.manifest.parts is None
-    assert list(model.predict(_windows([1.0])).argmax(axis=1)) == [3]
+    assert list(model.probabilities_for(_windows([1.0])).argmax(axis=1)) == [3]
     with pytest.raises(RuntimeError, match="'brightness' ships no frame encoder"):
         model.encode_frames(np.zeros((1, 64, 64, 1), dtype=np.float32))
     with pytest.raises(RuntimeError, match="use its whole-clip graph"):
@@ -166,7 +169,12 @@ def test_parts_that_do_not_fit_stop_start_up_with_one_line(
     overrides: dict[str, dict[str, Any]],
     message: str,
 ) -> None:
-    directory = write_parts(write_model_dir(tmp_path / "m"), **parts, **overrides)
+    directory = write_parts(
+        write_model_dir(tmp_path / "m"),
+        encoder=parts.get("encoder"),
+        head=parts.get("head"),
+        **overrides,
+    )
     with pytest.raises(ModelLoadError, match=message) as info:
         load_model(directory)
     assert "\n" not in str(info.value)

@@ -8,13 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from classifier.core.errors import ManifestError
+
 MANIFEST_FILENAME = "manifest.json"
 
 ResizeFilter = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
-
-
-class ManifestError(Exception):
-    """The manifest is missing, unreadable or inconsistent; the message is one clear line."""
 
 
 class InputSpec(BaseModel):

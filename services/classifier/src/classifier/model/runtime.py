@@ -10,25 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
-from classifier.model.manifest import (
-    Manifest,
-    ManifestError,
-    ModelPart,
-    ModelParts,
-    load_manifest,
-)
-
-FloatArray = npt.NDArray[np.float32]
+from classifier.core.arrays import FloatArray
+from classifier.core.errors import ManifestError, ModelLoadError
+from classifier.model.manifest import Manifest, ModelPart, ModelParts, load_manifest
 
 PARTS_TOLERANCE = 1e-4
 """Largest difference in a class probability allowed between the split and whole-clip paths."""
-
-
-class ModelLoadError(Exception):
-    """The model cannot be served; the message is one clear line for the operator."""
 
 
 def _file_sha256(path: Path) -> str:
@@ -213,10 +202,10 @@ class ModelPartSessions:
 
 @dataclass(frozen=True, slots=True)
 class SequenceModel:
-    """One servable model. ``predict`` is thread-safe (onnxruntime sessions are)."""
+    """One servable model. ``run`` and ``probabilities_for`` are thread-safe (onnxruntime sessions
+    are); the inference engine (``model/engine.py``) is how requests reach them."""
 
     manifest: Manifest
-    path: Path
     session: ort.InferenceSession
     #: Median time of one sequence, measured by warm_up(); 0 until then.
     seconds_per_sequence: float = 0.0
@@ -236,7 +225,7 @@ class SequenceModel:
     def classify_windows(self, embeddings: FloatArray) -> FloatArray:
         """Class probabilities ``[W, labels]`` of windows of embeddings ``[W, T, E]``, equal to
         the whole graph's on the same frames (within PARTS_TOLERANCE)."""
-        return self.probabilities(self._require_parts().score(embeddings))
+        return self.probabilities_from_scores(self._require_parts().score(embeddings))
 
     def _require_parts(self) -> ModelPartSessions:
         if self.parts is None:
@@ -260,13 +249,13 @@ class SequenceModel:
         scores: FloatArray = np.asarray(outputs[0], dtype=np.float32)
         return scores
 
-    def probabilities(self, scores: FloatArray) -> FloatArray:
+    def probabilities_from_scores(self, scores: FloatArray) -> FloatArray:
         """Class probabilities from the graph's raw output."""
         return softmax(scores) if self.manifest.output.kind == "logits" else scores
 
-    def predict(self, batch: FloatArray) -> FloatArray:
+    def probabilities_for(self, batch: FloatArray) -> FloatArray:
         """Class probabilities, shape ``[N, labels]``, for a batch shaped as the manifest says."""
-        return self.probabilities(self.run(batch))
+        return self.probabilities_from_scores(self.run(batch))
 
     def warm_up(self, runs: int = 5) -> float:
         """Infer a blank sequence a few times, so the first request pays no set-up cost, check
@@ -275,7 +264,7 @@ class SequenceModel:
         timings = []
         for _ in range(runs):
             started = time.perf_counter()
-            probabilities = self.predict(blank)
+            probabilities = self.probabilities_for(blank)
             timings.append(time.perf_counter() - started)
         if probabilities.shape != (1, len(self.manifest.labels)):
             raise ModelLoadError(
@@ -303,7 +292,7 @@ def load_model(model_dir: Path, *, intra_op_threads: int = 1) -> SequenceModel:
         )
     session = _open_session(path, intra_op_threads)
     _check_graph(manifest, session)
-    model = SequenceModel(manifest=manifest, path=path, session=session)
+    model = SequenceModel(manifest=manifest, session=session)
     try:
         seconds = model.warm_up()
     except ModelLoadError:
