@@ -122,13 +122,16 @@ lock: $(VENV)/.dev ## Re-resolve the pinned lock files from pyproject.toml
 up: ## Start logs and classifier with compose, waiting until both are healthy
 	$(COMPOSE) up -d --build --wait
 
+up-scale: ## Profile scale: PostgreSQL, 2 API replicas behind nginx (same port), 2 job workers
+	$(COMPOSE) --profile scale up -d --build --wait proxy worker
+
 e2e: ## Build, start, and run the e2e container against the stack; its exit code is passed on
 	$(COMPOSE) --profile e2e build
 	$(COMPOSE) up -d --wait
 	$(COMPOSE) --profile e2e run --rm e2e
 
-down: ## Stop the stack (volumes kept; `docker compose down -v` drops the logs)
-	$(COMPOSE) --profile e2e down
+down: ## Stop the stack, either profile (volumes kept; `docker compose down -v` drops them)
+	$(COMPOSE) --profile e2e --profile scale down
 
 logs: ## Follow the stack's logs
 	$(COMPOSE) logs -f
