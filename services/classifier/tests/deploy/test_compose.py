@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.deploy.conftest import KUBERNETES, ROOT
+from classifier.core.config import Settings
+from tests.deploy.conftest import KUBERNETES, PENDING_SETTINGS, ROOT
 
 SCALE = ["postgres", "api", "worker", "proxy"]
 # What `make up-scale` names; compose adds their dependencies.
@@ -180,3 +181,10 @@ def test_nginx_writes_only_to_its_tmpfs(services: dict[str, Service], nginx: str
     assert directive(nginx, "error_log")[0].startswith("/dev/stderr")
     assert directive(nginx, "access_log") == ["off"]
     assert "user" not in {m.group(1) for m in re.finditer(r"(?m)^\s*(\w+)\s", nginx)}
+
+
+def test_every_classifier_variable_set_is_a_setting(services: dict[str, Service]) -> None:
+    known = {f"CLASSIFIER_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    for name in ("classifier", "api", "worker"):
+        variables = {v for v in services[name]["environment"] if v.startswith("CLASSIFIER_")}
+        assert variables - known == set(), name

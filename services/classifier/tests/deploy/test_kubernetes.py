@@ -21,7 +21,7 @@ from kubernetes_validate.utils import SchemaNotFoundError
 
 from classifier.core.config import Settings
 from classifier.main import create_app
-from tests.deploy.conftest import OVERLAYS, ROOT, Manifest
+from tests.deploy.conftest import OVERLAYS, PENDING_SETTINGS, ROOT, Manifest
 
 # The oldest Kubernetes minor supported upstream on 2026-12-01, and the newest the validator
 # knows. `make lint-deploy` validates against the same two (K8S_VERSIONS in the Makefile).
@@ -719,3 +719,27 @@ def test_every_env_value_is_a_string(
                 for variable in container.get("env", []):
                     if "value" in variable:
                         assert isinstance(variable["value"], str), (overlay, variable)
+
+
+# --- settings: every CLASSIFIER_ variable the deployments set is one the service reads ------------
+
+
+def classifier_variables(container: Manifest, objects: list[Manifest]) -> set[str]:
+    names = {e["name"] for e in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        names |= set(only(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    return {name for name in names if name.startswith("CLASSIFIER_")}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_classifier_variable_set_is_a_setting(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    known = {f"CLASSIFIER_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    seen = set()
+    for found in workloads(rendered[overlay]):
+        for container in found.containers:
+            if image_family(container["image"]) == "classifier":
+                seen |= classifier_variables(container, rendered[overlay])
+    assert seen
+    assert seen - known == set()
