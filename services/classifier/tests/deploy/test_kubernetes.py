@@ -9,10 +9,14 @@ process writes, and that selectors, names, ports and references agree with each 
 from __future__ import annotations
 
 import base64
-import os.path
+import os
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
@@ -249,6 +253,28 @@ def test_workers_are_probed_on_the_age_of_their_heartbeat_file(
     startup, readiness, liveness = limits
     # Liveness is the most patient: a slow loop is first taken out of rotation, then restarted.
     assert startup == readiness < liveness
+
+
+def test_the_worker_probes_pass_on_a_fresh_heartbeat_only(
+    rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    (container,) = workload(rendered["production"], "classifier-worker").containers
+    heartbeat = tmp_path / "worker-heartbeat"
+    environment = {**os.environ, "CLASSIFIER_WORKER_HEALTH_FILE": str(heartbeat)}
+
+    def probe(name: str) -> int:
+        command = [sys.executable, *container[name]["exec"]["command"][1:]]
+        return subprocess.run(command, env=environment, capture_output=True, timeout=30).returncode
+
+    assert probe("startupProbe") == 1  # not written yet: still loading
+    heartbeat.touch()
+    assert [probe(p) for p in ("startupProbe", "readinessProbe", "livenessProbe")] == [0, 0, 0]
+    stale = time.time() - 60
+    os.utime(heartbeat, (stale, stale))
+    assert [probe(p) for p in ("readinessProbe", "livenessProbe")] == [1, 0]
+    stale = time.time() - 120
+    os.utime(heartbeat, (stale, stale))
+    assert probe("livenessProbe") == 1
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
