@@ -17,9 +17,17 @@ PIP_FLAGS := --disable-pip-version-check --no-input -q
 COMPOSE ?= docker compose
 DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfile
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
+K8S_OVERLAYS := $(sort $(wildcard deploy/kubernetes/overlays/*))
+# Kubernetes schemas the manifests are validated against: the oldest minor supported upstream on
+# 2026-12-01, and the newest kubernetes-validate knows (tests/deploy checks the same two).
+K8S_VERSIONS := 1.35.0 1.37.0
+K8S_RENDERED := build/kubernetes
+# The only kinds allowed to have no schema offline (tests/deploy checks their fields instead).
+K8S_CUSTOM_KINDS := kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/|kind InferenceService with api version serving\.kserve\.io/
 
-.PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static fmt model \
-        model-parts golden lock up e2e down logs bench bench-bound clean
+.PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static \
+        lint-deploy fmt model model-parts golden lock up up-scale e2e down logs bench \
+        bench-bound clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,11 +65,23 @@ lint: $(VENV)/.dev lint-static ## ruff, ruff format --check, mypy --strict (serv
 	$(BIN)/mypy
 	$(BIN)/mypy $(E2E)/tests
 
-lint-static: $(VENV)/.dev ## Dockerfiles (hadolint), compose.yml and workflows (schemas, actionlint)
+lint-static: $(VENV)/.dev lint-deploy ## Dockerfiles (hadolint), compose.yml, workflows, Kubernetes
 	$(BIN)/hadolint --failure-threshold warning $(DOCKERFILES)
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
 	$(BIN)/actionlint $(WORKFLOWS)
+
+lint-deploy: $(VENV)/.dev ## Render every Kustomize overlay and validate it (no cluster needed)
+	rm -rf $(K8S_RENDERED) && mkdir -p $(K8S_RENDERED)
+	for overlay in $(K8S_OVERLAYS); do \
+	  $(BIN)/kubectl kustomize "$$overlay" > "$(K8S_RENDERED)/$$(basename "$$overlay").yaml"; \
+	done
+	$(BIN)/kubernetes-validate --strict --quiet $(addprefix -k ,$(K8S_VERSIONS)) \
+	  $(K8S_RENDERED)/*.yaml | tee $(K8S_RENDERED)/validate.log
+	@# kubernetes-validate only warns about a kind it has no schema for: fail on any such warning
+	@# but the custom resources'.
+	@! grep -vE '$(K8S_CUSTOM_KINDS)' $(K8S_RENDERED)/validate.log
+	@echo "lint-deploy: $(words $(K8S_OVERLAYS)) overlays rendered and valid against Kubernetes $(K8S_VERSIONS)"
 
 fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff format services
@@ -117,13 +137,16 @@ lock: $(VENV)/.dev ## Re-resolve the pinned lock files from pyproject.toml
 up: ## Start logs and classifier with compose, waiting until both are healthy
 	$(COMPOSE) up -d --build --wait
 
+up-scale: ## Profile scale: PostgreSQL, 2 API replicas behind nginx (same port), 2 job workers
+	$(COMPOSE) --profile scale up -d --build --wait proxy worker
+
 e2e: ## Build, start, and run the e2e container against the stack; its exit code is passed on
 	$(COMPOSE) --profile e2e build
 	$(COMPOSE) up -d --wait
 	$(COMPOSE) --profile e2e run --rm e2e
 
-down: ## Stop the stack (volumes kept; `docker compose down -v` drops the logs)
-	$(COMPOSE) --profile e2e down
+down: ## Stop the stack, either profile (volumes kept; `docker compose down -v` drops them)
+	$(COMPOSE) --profile e2e --profile scale down
 
 logs: ## Follow the stack's logs
 	$(COMPOSE) logs -f
