@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier.api.arrival import ARRIVAL_KEY
-from classifier.api.errors import CLIENT_CLOSED_REQUEST, error_response
+from classifier.api.errors import CLIENT_CLOSED_REQUEST, domain_error_response, error_response
 
 if TYPE_CHECKING:
     from classifier.api.deps import ServiceState
@@ -94,6 +94,19 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
+
+        if service.access_control is not None:
+            # API keys (classifier/security): before admission, before any body is read.
+            refusal = service.access_control.check(scope)
+            if "api_key_name" in state:
+                access["api_key"] = state["api_key_name"]  # the key's name, never the key
+            if "access_refused" in state:
+                access["refused"] = state["access_refused"]
+            if refusal is not None:
+                response = domain_error_response(scope["path"], refusal, request_id)
+                await response(scope, receive, send_with_id)
+                self._finish(scope, request_id, status, start, bytes_in, access)
+                return
 
         work = _is_work(scope)
         if work:
