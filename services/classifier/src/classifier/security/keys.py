@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from classifier.core.errors import ApiKeyRequiredError, KeysFileError
 
@@ -64,7 +64,11 @@ class KeyLimits(BaseModel):
         return defaults.model_copy(update=mine) if mine else defaults
 
     def summary(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in self.model_dump(exclude_none=True).items())
+        set_limits = self.model_dump(exclude_none=True).items()
+        return ", ".join(
+            f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+            for name, value in set_limits
+        )
 
 
 class KeyEntry(BaseModel):
@@ -76,8 +80,8 @@ class KeyEntry(BaseModel):
     id: KeyId
     sha256: Sha256Hex
     admin: bool = False
-    created: datetime
-    revoked: datetime | None = None
+    created: AwareDatetime
+    revoked: AwareDatetime | None = None
     limits: KeyLimits = KeyLimits()
 
     @property
@@ -157,7 +161,9 @@ def read_keys_file(path: Path) -> list[KeyEntry]:
 def write_keys_file(path: Path, entries: Iterable[KeyEntry]) -> None:
     """Replace the file atomically (a reader sees the old file or the new one, never half), keeping
     its permissions; a new file is readable by its owner only."""
-    text = KEYS_FILE_HEADER + "".join(entry.model_dump_json() + "\n" for entry in entries)
+    text = KEYS_FILE_HEADER + "".join(
+        entry.model_dump_json(exclude_none=True) + "\n" for entry in entries
+    )
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
