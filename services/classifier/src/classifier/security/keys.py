@@ -127,8 +127,8 @@ def new_key(
 
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "line"
-    return f"{where}: {error['msg']}"
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def parse_keys(text: str, source: str) -> list[KeyEntry]:
