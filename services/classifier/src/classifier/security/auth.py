@@ -73,7 +73,8 @@ class AccessControl:
         if settings.docs_access == "open":
             exact.update(DOCS_PATHS)
             prefixes.update(DOCS_PREFIXES)
-        if settings.metrics_access != "key":  # "off" is public too: its route answers 404
+        # Turned off, /metrics and the docs are like any unknown path: 401 without a key, then 404.
+        if settings.metrics_access == "open":
             exact.add(METRICS_PATH)
         self._public_exact = frozenset(exact)
         self._public_prefixes = tuple(sorted(prefixes))
