@@ -74,7 +74,9 @@ class RequestContextMiddleware:
         start = scope.get(ARRIVAL_KEY, now)
         request_id = _request_id(scope)
         access: dict[str, Any] = {}
-        state = scope.setdefault("state", {})
+        # Each request its own state (a shallow copy of the lifespan's), as ASGI servers must give
+        # it; not every server does (asgi-lifespan shares one dict), and keys must never leak.
+        state = scope["state"] = dict(scope.get("state", {}))
         state["request_id"] = request_id
         state["access"] = access
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
