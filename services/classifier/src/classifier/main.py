@@ -19,7 +19,7 @@ from classifier.core.logs import LogShipper
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
 from classifier.model.runtime import ModelLoadError, load_model
-from classifier.security.auth import AccessControl
+from classifier.security.auth import AccessControl, document_api_keys
 from classifier.security.cors import install_cors
 
 DESCRIPTION = """
@@ -120,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
+    if service.access_control is not None:
+        document_api_keys(app)
     if settings.cors_origins:
         install_cors(app, settings.cors_origins)  # last: outermost
     return app

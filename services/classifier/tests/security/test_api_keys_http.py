@@ -323,6 +323,21 @@ async def test_docs_off_serve_no_docs_and_no_schema(keyed_factory: Any, model_di
             assert (await http.get(path)).status_code == 404, path
 
 
+async def test_the_openapi_document_declares_the_key_when_keys_are_on(
+    keyed: KeyedApp, client: httpx.AsyncClient
+) -> None:
+    keyed_schema = (await keyed.http.get("/openapi.json")).json()
+    open_schema = (await client.get("/openapi.json")).json()
+
+    assert keyed_schema["components"]["securitySchemes"] == {
+        "bearerKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer"},
+        "headerKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    assert keyed_schema["security"] == [{"bearerKey": []}, {"headerKey": []}]
+    assert "securitySchemes" not in open_schema.get("components", {})
+    assert "security" not in open_schema
+
+
 # --- the per-key rate -----------------------------------------------------------------------------
 
 
