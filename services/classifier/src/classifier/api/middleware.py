@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier.api.arrival import ARRIVAL_KEY
 from classifier.api.errors import CLIENT_CLOSED_REQUEST, domain_error_response, error_response
+from classifier.security.auth import KEY_NAME_STATE, REFUSED_STATE
 
 if TYPE_CHECKING:
     from classifier.api.deps import ServiceState
@@ -100,10 +101,10 @@ class RequestContextMiddleware:
         if service.access_control is not None:
             # API keys (classifier/security): before admission, before any body is read.
             refusal = service.access_control.check(scope)
-            if "api_key_name" in state:
-                access["api_key"] = state["api_key_name"]  # the key's name, never the key
-            if "access_refused" in state:
-                access["refused"] = state["access_refused"]
+            if KEY_NAME_STATE in state:
+                access["api_key"] = state[KEY_NAME_STATE]  # the key's name, never the key
+            if REFUSED_STATE in state:
+                access["refused"] = state[REFUSED_STATE]
             if refusal is not None:
                 response = domain_error_response(scope["path"], refusal, request_id)
                 await response(scope, receive, send_with_id)
@@ -127,7 +128,8 @@ class RequestContextMiddleware:
                     headers={"Retry-After": "1"},
                 )
                 await response(scope, receive, send_with_id)
-                self._finish(scope, request_id, status, start, bytes_in, {"shed": shed})
+                access["shed"] = shed
+                self._finish(scope, request_id, status, start, bytes_in, access)
                 return
 
         if work:
