@@ -39,7 +39,7 @@ class IssuedKeys:
     keys: dict[str, str] = field(default_factory=dict)
 
     def add(self, name: str, *, admin: bool = False, **limits: float | int) -> str:
-        made = new_key(name, admin=admin, limits=KeyLimits(**limits))
+        made = new_key(name, admin=admin, limits=KeyLimits.model_validate(limits))
         entries = read_keys_file(self.path) if self.path.exists() else []
         write_keys_file(self.path, [*entries, made.entry])
         self.keys[name] = made.key

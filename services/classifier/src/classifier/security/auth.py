@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from starlette.types import Scope
 
 from classifier.core.config import Settings
-from classifier.core.errors import ClassifierError, LimitExceededError
+from classifier.core.errors import ApiKeyRequiredError, ClassifierError, LimitExceededError
 from classifier.security.keys import EventSink, KeyLimits, KeyRing
 from classifier.security.limits import RateLimiter
 
@@ -101,8 +101,8 @@ class AccessControl:
         state: dict[str, Any] = scope.setdefault("state", {})
         try:
             entry = self.keys.authenticate(presented_key(scope["headers"]))
-        except ClassifierError as exc:
-            state[REFUSED_STATE] = getattr(exc, "reason", "invalid")
+        except ApiKeyRequiredError as exc:
+            state[REFUSED_STATE] = exc.reason
             return exc
         limits = entry.limits.over(self.defaults)
         state[KEY_NAME_STATE] = entry.name
