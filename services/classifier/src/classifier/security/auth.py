@@ -16,7 +16,7 @@ from starlette.types import Scope
 
 from classifier.core.config import Settings
 from classifier.core.errors import ApiKeyRequiredError, ClassifierError, LimitExceededError
-from classifier.security.keys import EventSink, KeyLimits, KeyRing
+from classifier.security.keys import EventSink, KeyEntry, KeyLimits, KeyRing
 from classifier.security.limits import RateLimiter
 
 #: Where the docs UI lives; opened or closed together by ``docs_access``.
@@ -76,6 +76,7 @@ class AccessControl:
         # Turned off, /metrics and the docs are like any unknown path: 401 without a key, then 404.
         if settings.metrics_access == "open":
             exact.add(METRICS_PATH)
+        self._principals: dict[str, tuple[KeyEntry, Principal]] = {}
         self._public_exact = frozenset(exact)
         self._public_prefixes = tuple(sorted(prefixes))
 
@@ -89,6 +90,16 @@ class AccessControl:
         if settings.api_keys_file is None:
             return None
         return cls(settings, KeyRing(settings.api_keys_file, on_event=on_event), RateLimiter())
+
+    def _principal(self, entry: KeyEntry) -> Principal:
+        # Merging limits costs more than the rest of the check; do it once per version of an
+        # entry (a re-read file makes new entries, so a changed limit is picked up).
+        cached = self._principals.get(entry.id)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        principal = Principal(entry.name, entry.admin, entry.limits.over(self.defaults))
+        self._principals[entry.id] = (entry, principal)
+        return principal
 
     def is_public(self, path: str) -> bool:
         return path in self._public_exact or path.startswith(self._public_prefixes)
@@ -104,9 +115,10 @@ class AccessControl:
         except ApiKeyRequiredError as exc:
             state[REFUSED_STATE] = exc.reason
             return exc
-        limits = entry.limits.over(self.defaults)
+        principal = self._principal(entry)
+        limits = principal.limits
         state[KEY_NAME_STATE] = entry.name
-        state[PRINCIPAL_STATE] = Principal(name=entry.name, admin=entry.admin, limits=limits)
+        state[PRINCIPAL_STATE] = principal
         if limits.rps is not None:
             try:
                 self.limiter.check(entry.name, limits.rps, limits.burst)
