@@ -18,11 +18,11 @@ COMPOSE ?= docker compose
 DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfile
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
-.PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
-        up e2e down logs bench bench-bound clean
+.PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static fmt model \
+        model-parts golden lock up e2e down logs bench bench-bound clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # --- environments: rebuilt when their lock file changes ----------------------------------------
 $(VENV)/.runtime: $(CLASSIFIER)/requirements.txt
@@ -51,10 +51,11 @@ test-unit: $(VENV)/.dev ## Classifier tests: units, API (in-process), integratio
 test-e2e: $(VENV)/.dev ## The e2e suite against a natively started classifier and log receiver
 	$(BIN)/python $(E2E)/harness/native_stack.py -- $(BIN)/python -m pytest $(E2E)/tests
 
-lint: $(VENV)/.dev lint-static ## ruff, ruff format --check, mypy --strict
+lint: $(VENV)/.dev lint-static ## ruff, ruff format --check, mypy --strict (service, tests, bench, e2e)
 	$(BIN)/ruff check services
 	$(BIN)/ruff format --check services
 	$(BIN)/mypy
+	$(BIN)/mypy $(E2E)/tests
 
 lint-static: $(VENV)/.dev ## Dockerfiles (hadolint), compose.yml and workflows (schemas, actionlint)
 	$(BIN)/hadolint --failure-threshold warning $(DOCKERFILES)
@@ -67,13 +68,26 @@ fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff check --fix services
 
 # --- the model ---------------------------------------------------------------------------------
-$(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
+# The dev lock (hashed: the service's runtime, onnx, pytest, mypy), then torch on top: the
+# training code imports the service's pipeline, and its tests run as the service's do.
+$(TRAIN_VENV)/.train: $(CLASSIFIER)/requirements-dev.txt $(CLASSIFIER)/training/requirements.txt
 	test -x $(TRAIN_VENV)/bin/python || $(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $<
+	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) --require-hashes -r $(CLASSIFIER)/requirements-dev.txt
+	$(TRAIN_VENV)/bin/python -m pip install $(PIP_FLAGS) -r $(CLASSIFIER)/training/requirements.txt
 	touch $@
 
-model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
+model: $(TRAIN_VENV)/.train ## Train the default model; write its graphs (whole clip, parts) and manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
+
+model-parts: $(TRAIN_VENV)/.train ## Re-export the frame encoder and temporal head from the trained weights
+	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/split_export.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
+
+test-model: $(TRAIN_VENV)/.train ## Training code under mypy --strict; the model tests with PyTorch (parity)
+	$(TRAIN_VENV)/bin/mypy $(CLASSIFIER)/training/*.py
+	REQUIRE_TORCH=1 $(TRAIN_VENV)/bin/python -m pytest $(CLASSIFIER)/tests/model
+
+golden: $(VENV)/.runtime ## Rewrite tests/model/golden.json for the bundled model, the service's way
+	$(BIN)/python $(CLASSIFIER)/training/golden.py
 
 # --- the benchmark ------------------------------------------------------------------------------
 $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
@@ -83,11 +97,11 @@ $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
 bench: $(VENV)/.bench ## Throughput against the yardsticks; writes docs/benchmarks.md (~10 min)
 	command -v wrk >/dev/null && command -v hey >/dev/null || \
 		{ echo "bench: installing wrk and hey (Debian packages)"; apt-get install -y -qq wrk hey; }
-	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-bound: $(VENV)/.bench ## How close a bare Python ASGI app gets to the inference ceiling (~2 min)
 	command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk; }
-	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m bench.http_bound
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.http_bound
 
 # --- lock files --------------------------------------------------------------------------------
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 --universal -q

@@ -12,9 +12,9 @@ import uvicorn
 
 from classifier.api.arrival import ArrivalStampingProtocol
 from classifier.core.config import Settings
-from classifier.core.errors import KeysFileError
+from classifier.core.errors import KeysFileError, ModelLoadError
 from classifier.core.metrics import MULTIPROCESS_ENV
-from classifier.model.runtime import ModelLoadError, load_model
+from classifier.model.runtime import load_model
 from classifier.security.auth import AccessControl
 
 

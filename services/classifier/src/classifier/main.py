@@ -15,10 +15,11 @@ from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
 from classifier.api.routes import health, meta, models, oip, predict
 from classifier.core.config import Settings
+from classifier.core.errors import ModelLoadError
 from classifier.core.logs import LogShipper
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
-from classifier.model.runtime import ModelLoadError, load_model
+from classifier.model.runtime import load_model
 from classifier.security.auth import AccessControl, document_api_keys
 from classifier.security.cors import install_cors
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import LOOPBACK, free_port
 from tests.support.api_keys import IssuedKeys
-from tests.support.server import classifier_env, free_port, running_classifier
+from tests.support.server import classifier_env, running_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +67,7 @@ def test_an_unauthenticated_gigabyte_upload_is_refused_at_its_headers(
 ) -> None:
     env = {"CLASSIFIER_API_KEYS_FILE": str(issued.path), "CLASSIFIER_WORKERS": "1"}
     with running_classifier(model_dir, env) as server:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_TIMEOUT_S) as c:
+        with socket.create_connection((LOOPBACK, server.port), timeout=SOCKET_TIMEOUT_S) as c:
             c.sendall(
                 b"POST /v1/models/brightness/classify HTTP/1.1\r\n"
                 b"Host: 127.0.0.1\r\n"

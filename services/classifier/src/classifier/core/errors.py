@@ -1,7 +1,8 @@
 """Domain errors: what can go wrong with a request, independent of HTTP.
 
-Each carries the HTTP status it maps to; ``api/errors.py`` renders them in the format of the
-route family that raised them (problem details, OIP ``{"error"}``, or the seed's ``{"error"}``).
+Each request error carries the HTTP status it maps to; ``api/errors.py`` renders them in the
+format of the route family that raised them (problem details, OIP ``{"error"}``, or the seed's
+``{"error"}``). The start-up errors at the end stop the service instead.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ class FrameCountError(ClassifierError):
     title = "Wrong number of frames"
     slug = "wrong-frame-count"
 
-    def __init__(self, detail: str, *, expected: int, received: int) -> None:
-        super().__init__(detail)
-        self.expected = expected
-        self.received = received
+
+class SeedFrameCountError(FrameCountError):
+    """``/predict``'s wrong count: the seed answered it with 400, where /v1 answers 422."""
+
+    status_code = 400
 
 
 class UndecodableFrameError(ClassifierError):
@@ -59,6 +61,14 @@ class UnsupportedFrameFormatError(ClassifierError):
     status_code = 415
     title = "Unsupported image format"
     slug = "unsupported-image-format"
+
+
+class UnsupportedContentEncodingError(ClassifierError):
+    """An OIP body in a Content-Encoding other than gzip, deflate or identity."""
+
+    status_code = 415
+    title = "Unsupported content encoding"
+    slug = "unsupported-content-encoding"
 
 
 class ContentTooLargeError(ClassifierError):
@@ -98,7 +108,7 @@ class ClientDisconnectedError(Exception):
     """The client went away mid-upload; nothing is sent back, the event is logged."""
 
 
-# --- access: API keys and per-key limits (classifier/security) ------------------------------------
+# --- access: API keys and per-key limits (classifier/security) ----------------------
 
 
 class ApiKeyRequiredError(ClassifierError):
@@ -135,6 +145,17 @@ class LimitExceededError(ClassifierError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+# --- start-up: the operator's errors, never a request's (no HTTP status) ----------------------
+
+
+class ManifestError(Exception):
+    """The manifest is missing, unreadable or inconsistent; the message is one clear line."""
+
+
+class ModelLoadError(Exception):
+    """The model cannot be served; the message is one clear line for the operator."""
 
 
 class KeysFileError(Exception):
