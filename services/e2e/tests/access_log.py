@@ -33,6 +33,8 @@ ACCESS_FIELDS = (
     "label",
     "confidence",
     "error",
+    "api_key",
+    "refused",
     "shed",
 )
 #: What the log writer adds to each line (fluentd, or the forward receiver standing in for it).

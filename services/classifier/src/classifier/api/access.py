@@ -52,6 +52,11 @@ class AccessRecord:
     confidence: float | None = None
     #: The name of the error that answered the request (``FrameCountError``, ...).
     error: str | None = None
+    #: With API keys on: the name of the key the request carried, never the key itself.
+    api_key: str | None = None
+    #: Why the key check refused the request: ``missing``, ``invalid`` or ``revoked`` (a 401),
+    #: or the limit it was over, ``rps`` (a 429).
+    refused: str | None = None
     #: Why admission control refused the request (``concurrency`` or ``queue``).
     shed: str | None = None
 

@@ -58,17 +58,25 @@ def _request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def domain_error_response(
+    request_path: str, exc: ClassifierError, request_id: str | None
+) -> JSONResponse:
+    """A domain error as the route family of ``request_path`` renders it, with its headers."""
+    return error_response(
+        request_path,
+        status=exc.status_code,
+        detail=exc.detail,
+        request_id=request_id,
+        slug=exc.slug,
+        title=exc.title,
+        headers=exc.headers(),
+    )
+
+
 async def _on_classifier_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClassifierError)
     note_error(request, exc)
-    return error_response(
-        request.url.path,
-        status=exc.status_code,
-        detail=exc.detail,
-        request_id=_request_id(request),
-        slug=exc.slug,
-        title=exc.title,
-    )
+    return domain_error_response(request.url.path, exc, _request_id(request))
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:

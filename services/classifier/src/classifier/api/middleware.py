@@ -1,4 +1,4 @@
-"""Per-request plumbing around every route: request id, admission control, metrics, access log.
+"""Per-request plumbing around every route: request id, key check, admission, metrics, access log.
 
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so bodies stream through untouched and a
 request costs one function call here, not an extra task.
@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from classifier.api.access import ACCESS_STATE_KEY, CLIENT_CLOSED_REQUEST, AccessRecord
 from classifier.api.arrival import ARRIVAL_KEY
-from classifier.api.errors import error_response
+from classifier.api.errors import domain_error_response, error_response
+from classifier.security.auth import KEY_NAME_STATE, REFUSED_STATE
 
 if TYPE_CHECKING:
     from classifier.api.deps import ServiceState
@@ -67,7 +68,10 @@ class RequestContextMiddleware:
             path=scope["path"],
             client=client[0] if client else None,
         )
-        state = scope.setdefault("state", {})
+        # Each request its own state (a shallow copy of the lifespan's), as ASGI servers must give
+        # it; not every server does (asgi-lifespan shares one dict), and neither a key's name nor
+        # the access record may leak into another request.
+        state = scope["state"] = dict(scope.get("state", {}))
         state["request_id"] = request_id
         state[ACCESS_STATE_KEY] = record
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
@@ -83,6 +87,17 @@ class RequestContextMiddleware:
                 record.status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
+
+        if service.access_control is not None:
+            # API keys (classifier/security): before admission, before any body is read.
+            refusal = service.access_control.check(scope)
+            record.api_key = state.get(KEY_NAME_STATE)  # the key's name, never the key
+            record.refused = state.get(REFUSED_STATE)
+            if refusal is not None:
+                response = domain_error_response(scope["path"], refusal, request_id)
+                await response(scope, receive, send_with_id)
+                self._finish(scope, record, start)
+                return
 
         work = _is_work(scope)
         if work:

@@ -19,6 +19,10 @@ class ClassifierError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def headers(self) -> dict[str, str] | None:
+        """Response headers this error needs (a challenge, ``Retry-After``), if any."""
+        return None
+
 
 class BadUploadError(ClassifierError):
     """The body is multipart but malformed, or lacks what the route needs."""
@@ -104,6 +108,45 @@ class ClientDisconnectedError(Exception):
     """The client went away mid-upload; nothing is sent back, the event is logged."""
 
 
+# --- access: API keys and per-key limits (classifier/security) ----------------------
+
+
+class ApiKeyRequiredError(ClassifierError):
+    """A protected route reached without a key, or with one that is unknown or revoked."""
+
+    status_code = 401
+    title = "API key required"
+    slug = "api-key-required"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        #: ``missing``, ``invalid`` or ``revoked``: for the access record, never the key itself.
+        self.reason = reason
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: a challenge always; ``error="invalid_token"`` when a key was sent but refused.
+        challenge = 'Bearer realm="image-sequence-classifier"'
+        if self.reason != "missing":
+            challenge += ', error="invalid_token"'
+        return {"WWW-Authenticate": challenge}
+
+
+class LimitExceededError(ClassifierError):
+    """A key is over one of its limits (requests per second, running jobs, bytes per day)."""
+
+    status_code = 429
+    title = "Limit exceeded"
+    slug = "limit-exceeded"
+
+    def __init__(self, detail: str, *, limit: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.limit = limit
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 # --- start-up: the operator's errors, never a request's (no HTTP status) ----------------------
 
 
@@ -113,3 +156,7 @@ class ManifestError(Exception):
 
 class ModelLoadError(Exception):
     """The model cannot be served; the message is one clear line for the operator."""
+
+
+class KeysFileError(Exception):
+    """The API keys file cannot be read or parsed (an operator's mistake, not a client's)."""
