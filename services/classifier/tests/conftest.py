@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +14,15 @@ from classifier.core.config import Settings
 from classifier.main import create_app
 from tests.support.app_client import lifespan_client
 from tests.support.tiny_models import write_model_dir
+
+
+@pytest.fixture(autouse=True)
+def _no_classifier_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read CLASSIFIER_* variables: what a developer's shell exports must not change
+    what a test sees. Tests that are about the environment set what they need themselves."""
+    for name in list(os.environ):
+        if name.startswith("CLASSIFIER_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

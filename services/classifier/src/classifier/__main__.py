@@ -12,8 +12,10 @@ import uvicorn
 
 from classifier.api.arrival import ArrivalStampingProtocol
 from classifier.core.config import Settings
+from classifier.core.errors import KeysFileError, ModelLoadError
 from classifier.core.metrics import MULTIPROCESS_ENV
-from classifier.model.runtime import ModelLoadError, load_model
+from classifier.model.runtime import load_model
+from classifier.security.auth import AccessControl
 
 
 def main() -> int:
@@ -23,6 +25,11 @@ def main() -> int:
         load_model(settings.model_dir, intra_op_threads=settings.intra_op_threads)
     except ModelLoadError as exc:
         print(f"classifier: cannot serve the model: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        AccessControl.from_settings(settings)  # the keys file, when one is set, must parse
+    except KeysFileError as exc:
+        print(f"classifier: cannot use the API keys: {exc}", file=sys.stderr, flush=True)
         return 2
     # uvicorn re-raises a SIGTERM it handled once it has drained and stopped; this no-op
     # handler receives it, so a requested stop ends with status 0 rather than -15.

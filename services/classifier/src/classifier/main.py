@@ -3,7 +3,7 @@ lifespan loads and warms up the model and starts and stops the log shipper."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -15,10 +15,13 @@ from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
 from classifier.api.routes import health, meta, models, oip, predict
 from classifier.core.config import Settings
+from classifier.core.errors import ModelLoadError
 from classifier.core.logs import LogShipper
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
-from classifier.model.runtime import ModelLoadError, load_model
+from classifier.model.runtime import load_model
+from classifier.security.auth import AccessControl, document_api_keys
+from classifier.security.cors import install_cors
 from classifier.web import routes as web
 from classifier.web.headers import SecurityHeadersMiddleware
 
@@ -42,6 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build one independent app; nothing is shared with other apps built in the same process."""
     settings = settings or Settings()
     service = ServiceState(settings=settings)
+
+    def key_ring_event(event: str, level: str, fields: Mapping[str, object]) -> None:
+        if service.logs is not None:
+            service.logs.app(event, level=level, **fields)
+
+    # Reads the keys file now: a missing or malformed one stops the app before it serves.
+    service.access_control = AccessControl.from_settings(settings, on_event=key_ring_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +92,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sha256=model.manifest.sha256,
                 labels=list(model.manifest.labels),
             )
+            if service.access_control is not None:
+                logs.app(
+                    "api_keys_loaded",
+                    file=str(settings.api_keys_file),
+                    keys=service.access_control.keys.active_count,
+                )
             yield
         finally:
             service.ready = False
@@ -93,21 +109,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(logs.close)
             service.metrics.close()
 
+    docs_open = settings.docs_access == "open"
     app = FastAPI(
         title="Image-sequence classifier",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        # /docs and /redoc are our own (classifier.web): self-hosted assets, their own CSP.
+        # /docs and /redoc are our own (classifier.web): self-hosted assets, their own CSP;
+        # CLASSIFIER_DOCS_ACCESS=off: no docs UI and no schema at all.
         docs_url=None,
         redoc_url=None,
+        openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.service = service
-    routers = (predict.router, models.router, health.router, meta.router, oip.router, web.router)
-    for router in routers:
+    for router in (predict.router, models.router, health.router, meta.router, oip.router):
         app.include_router(router)
+    if docs_open:
+        app.include_router(web.docs_router)
     web.mount_assets(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: every response, errors too
+    if service.access_control is not None:
+        document_api_keys(app)
+    app.add_middleware(SecurityHeadersMiddleware)  # every response, errors too
+    if settings.cors_origins:
+        install_cors(app, settings.cors_origins)  # last: outermost
     return app

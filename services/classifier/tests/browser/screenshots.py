@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from behaviour_clips import clip_to_png_bytes, generate_clip
 from classifier.core.config import DEFAULT_MODEL_DIR
@@ -22,12 +22,11 @@ def clip_result(page: Page, url: str) -> None:
     frames = clip_to_png_bytes(generate_clip("groom", 1))
     page.goto(url + "/#clip")
     expect(page.locator("#model-summary")).to_contain_text("Model rodent-behaviour")
-    page.locator("#clip-files").set_input_files(
-        [
-            {"name": f"frame_{i:02d}.png", "mimeType": "image/png", "buffer": data}
-            for i, data in enumerate(frames)
-        ]
-    )
+    files: list[FilePayload] = [
+        {"name": f"frame_{i:02d}.png", "mimeType": "image/png", "buffer": data}
+        for i, data in enumerate(frames)
+    ]
+    page.locator("#clip-files").set_input_files(files)
     page.get_by_role("button", name="Classify").click()
     expect(page.locator("#clip-label")).to_have_text("groom")
 

@@ -1,18 +1,20 @@
 """The web page in a real Chromium against a real server: a clip classified, errors shown in the
-API's words, the API key asked for on a 401, and nothing loaded from another host."""
+API's words, an API key asked for when keys are on, and nothing loaded from another host."""
 
 from __future__ import annotations
 
-import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import FilePayload, Page, Route, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from behaviour_clips import LABELS, clip_to_png_bytes, generate_clip
+from classifier.core.config import DEFAULT_MODEL_DIR
+from tests.support.api_keys import IssuedKeys
 from tests.support.browser import Browsing, csp_violations
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, running_classifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -141,57 +143,61 @@ def test_the_wrong_frame_count_is_flagged_and_the_api_says_why(
     assert_stayed_home(page, browsing)
 
 
-def test_a_401_asks_for_a_key_and_every_request_then_carries_it(
-    page: Page, server: ServerProcess, browsing: Browsing
+def test_with_keys_on_the_page_asks_for_one_and_every_request_carries_it(
+    page: Page, browsing: Browsing, tmp_path: Path
 ) -> None:
-    # Access control is a later issue: until the service has it, this route plays its part,
-    # refusing /v1 without the right bearer key; the page under test is the real one.
-    key = "k-" + "ab12" * 16
-    seen: list[str | None] = []
-
-    def guard(route: Route) -> None:
-        authorization = route.request.headers.get("authorization")
-        seen.append(authorization)
-        if authorization == f"Bearer {key}":
-            route.continue_()
-            return
-        route.fulfill(
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="classifier"'},
-            content_type="application/problem+json",
-            body=json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "an API key is required",
-                    "request_id": "r-1",
-                }
+    issued = IssuedKeys(tmp_path / "keys.jsonl")
+    key = issued.add("browser")
+    env = {
+        "CLASSIFIER_API_KEYS_FILE": str(issued.path),
+        "CLASSIFIER_WORKERS": "1",
+        "CLASSIFIER_DATA_DIR": str(tmp_path / "data"),
+    }
+    sent: dict[str, str | None] = {}
+    with running_classifier(DEFAULT_MODEL_DIR, env=env) as keyed:
+        browsing.allow(keyed.url)
+        page.on(
+            "request",
+            lambda r: (
+                sent.__setitem__(r.url, r.headers.get("authorization")) if "/v1/" in r.url else None
             ),
         )
+        # The page and its assets are public: it loads, then the API refuses without a key.
+        response = page.goto(keyed.url + "/")
+        assert response is not None
+        assert response.status == 200
+        dialog = page.get_by_role("dialog", name="This service needs an API key")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("#key-reason")).to_contain_text("This route needs an API key")
+        field = dialog.get_by_label("API key")
+        field.fill("k-not-a-key-of-this-service")
+        field.press("Enter")
+        # A wrong key is refused too, and the dialog asks again, saying why.
+        expect(dialog.locator("#key-reason")).to_have_text("The API key is not valid.")
+        expect(dialog).to_be_visible()
+        field.fill(key)
+        field.press("Enter")
 
-    page.route(re.compile(re.escape(server.url) + r"/v1/.*"), guard)
-    page.goto(server.url + "/")
+        expect(page.locator("#model-summary")).to_contain_text("Model rodent-behaviour 1.0.0")
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#key-status")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('classifier.apiKey')") == key
+        frames = clip_to_png_bytes(generate_clip("eat", SEED))
+        page.locator("#clip-files").set_input_files(payloads(frames))
+        page.get_by_role("button", name="Classify").click()
+        expect(page.locator("#clip-label")).to_have_text("eat")
+        classified = f"{keyed.url}/v1/models/rodent-behaviour/classify"
+        assert sent[classified] == f"Bearer {key}"
+        assert sent[f"{keyed.url}/v1/models"] == f"Bearer {key}"
 
-    dialog = page.get_by_role("dialog", name="This service needs an API key")
-    expect(dialog).to_be_visible()
-    expect(dialog.locator("#key-reason")).to_have_text("An API key is required.")
-    dialog.get_by_label("API key").fill(key)
-    dialog.get_by_label("API key").press("Enter")
-
-    expect(page.locator("#model-summary")).to_contain_text("Model rodent-behaviour 1.0.0")
-    expect(page.locator("#key-status")).to_be_visible()
-    assert page.evaluate("sessionStorage.getItem('classifier.apiKey')") == key
-    frames = clip_to_png_bytes(generate_clip("eat", SEED))
-    page.locator("#clip-files").set_input_files(payloads(frames))
-    page.get_by_role("button", name="Classify").click()
-    expect(page.locator("#clip-label")).to_have_text("eat")
-    assert seen[0] is None
-    assert seen[-1] == f"Bearer {key}"
-
-    page.get_by_role("button", name="Forget it").click()
-    assert page.evaluate("sessionStorage.getItem('classifier.apiKey')") is None
-    assert_stayed_home(page, browsing)
+        # A new tab has its own (empty) sessionStorage: the key does not follow it.
+        other = browsing.new_page()
+        other.goto(keyed.url + "/")
+        expect(other.get_by_role("dialog", name="This service needs an API key")).to_be_visible()
+        other.close()
+        page.get_by_role("button", name="Forget it").click()
+        assert page.evaluate("sessionStorage.getItem('classifier.apiKey')") is None
+        assert_stayed_home(page, browsing)
 
 
 def test_every_control_is_labelled_and_tabs_work_from_the_keyboard(

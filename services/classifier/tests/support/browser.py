@@ -45,15 +45,18 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 @dataclass
 class Browsing:
-    """One browser profile pointed at ``origin``, with what its pages asked for and said."""
+    """One browser profile pointed at ``origin`` (and any origin ``allow`` adds, until
+    ``reset``), with what its pages asked for and said."""
 
     context: BrowserContext
     origin: str
+    allowed: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)
 
     def reset(self) -> None:
+        self.allowed[:] = [self.origin]
         self.requests.clear()
         self.blocked.clear()
         self.console.clear()
@@ -63,20 +66,23 @@ class Browsing:
         page.set_viewport_size({"width": width, "height": height})
         return page
 
+    def allow(self, origin: str) -> None:
+        """Let pages reach one more service under test (another server on loopback)."""
+        self.allowed.append(origin)
+
+    def _home(self, url: str) -> bool:
+        return any(url.startswith((f"{o}/", f"blob:{o}/")) for o in self.allowed)
+
     def foreign_requests(self) -> list[str]:
-        """Requests for anything but the service itself (blob: URLs never leave the page)."""
-        return [
-            url
-            for url in self.requests
-            if not (url.startswith(self.origin + "/") or url.startswith("blob:" + self.origin))
-        ]
+        """Requests for anything but the services under test (blob: URLs never leave the page)."""
+        return [url for url in self.requests if not self._home(url)]
 
     def csp_messages(self) -> list[str]:
         return [line for line in self.console if "Content Security Policy" in line]
 
     def _route(self, route: Route) -> None:
         url = route.request.url
-        if url.startswith(self.origin + "/"):
+        if self._home(url):
             route.continue_()
         else:
             self.blocked.append(url)
@@ -115,7 +121,7 @@ def chromium(origin: str) -> Iterator[Browsing]:
             viewport={"width": 1280, "height": 900},
         )
         try:
-            browsing = Browsing(context, origin)
+            browsing = Browsing(context, origin, allowed=[origin])
             context.route("**/*", browsing._route)
             context.on("request", browsing._on_request)
             context.on("console", browsing._on_console)

@@ -7,7 +7,7 @@ worker thread, which cost three thread hand-offs per request for what is an attr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -16,6 +16,9 @@ from classifier.core.errors import NotReadyError
 from classifier.core.logs import LogShipper
 from classifier.core.metrics import Metrics
 from classifier.model.repository import ModelRepository, ServedModel
+
+if TYPE_CHECKING:
+    from classifier.security.auth import AccessControl
 
 
 @dataclass(slots=True)
@@ -29,6 +32,7 @@ class ServiceState:
     ready: bool = False
     in_flight: int = 0
     queue_wait_average: float = 0.0  # seconds, a moving average over recent inference requests
+    access_control: AccessControl | None = None  # API keys and their limits; None: keys off
 
 
 async def get_service(request: Request) -> ServiceState:

@@ -26,7 +26,8 @@ VENDOR_DIR = Path(str(files("fastapi_offline") / "static"))
 STATIC_PATH = "/static"
 VENDOR_PATH = "/static/vendor"
 
-router = APIRouter(include_in_schema=False)
+#: /docs and /redoc; left out when CLASSIFIER_DOCS_ACCESS=off.
+docs_router = APIRouter(include_in_schema=False)
 
 
 class RevalidatedStaticFiles(StaticFiles):
@@ -93,7 +94,7 @@ def _openapi_url(request: Request) -> str:
     return _root(request) + escape(request.app.openapi_url or "/openapi.json", quote=True)
 
 
-@router.get("/docs")
+@docs_router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
     # The start-up script is a file of ours, not an inline script, so the policy needs no hash;
     # it reads the spec's URL from the data attribute.
@@ -110,7 +111,7 @@ async def swagger_ui(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/redoc")
+@docs_router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
     # ReDoc's standalone bundle starts itself on the <redoc> element; redoc-init.js only keeps
     # its one remote image (Redocly's logo) local.
