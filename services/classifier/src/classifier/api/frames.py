@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import anyio.to_thread
 from fastapi import Request
-from starlette.requests import ClientDisconnect
 
+from classifier.api.body import BodyLimits, body_chunks, check_declared_length
 from classifier.api.deps import ServiceState
 from classifier.core.config import Settings
-from classifier.core.errors import (
-    ClientDisconnectedError,
-    ContentTooLargeError,
-    RequestTimeoutError,
-)
 from classifier.model.manifest import InputSpec
 from classifier.pipeline.decode import DecodeLimits, decode_frames
 from classifier.pipeline.tensor import SequenceTensor, build_tensor
-from classifier.pipeline.upload import (
-    UploadedFrame,
-    UploadLimits,
-    check_declared_length,
-    parse_upload,
-)
+from classifier.pipeline.upload import UploadedFrame, UploadLimits, parse_upload
 
 #: Raises the route's own error when ``received`` frames differ from ``expected``.
 CountCheck = Callable[[int, int], None]
@@ -73,51 +62,29 @@ def upload_limits(settings: Settings) -> UploadLimits:
     )
 
 
-@asynccontextmanager
-async def receiving_body(
-    request: Request, settings: Settings
-) -> AsyncIterator[AsyncIterator[bytes]]:
-    """The body's chunks, within the request-size limit's header check and the body timeout.
-
-    A body that declares itself too large is refused before a byte is read; one that stalls
-    past ``request_timeout`` is a 408; a client gone mid-body ends the request quietly.
-    """
-    check_declared_length(request.headers.get("content-length"), upload_limits(settings))
-    try:
-        async with asyncio.timeout(settings.request_timeout):
-            yield request.stream()
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the request body did not arrive within {settings.request_timeout:g} s"
-        ) from None
-    except ClientDisconnect:
-        raise ClientDisconnectedError from None
-
-
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """The whole body, refused once it passes ``max_request_bytes`` while streaming."""
-    limit = settings.max_request_bytes
-    chunks: list[bytes] = []
-    received = 0
-    async with receiving_body(request, settings) as stream:
-        async for chunk in stream:
-            received += len(chunk)
-            if received > limit:
-                raise ContentTooLargeError(
-                    f"the request body is larger than {limit} bytes (limit max_request_bytes)"
-                )
-            chunks.append(chunk)
-    return b"".join(chunks)
+def clip_body_limits(settings: Settings) -> BodyLimits:
+    """A clip's body (multipart frames or OIP tensors): ``max_request_bytes``, and the whole
+    body within ``request_timeout``."""
+    return BodyLimits(
+        max_bytes=settings.max_request_bytes,
+        limit_name="max_request_bytes",
+        deadline_s=settings.request_timeout,
+        idle_timeout_s=None,
+    )
 
 
 async def receive_frames(
     request: Request, service: ServiceState, fields: tuple[str, ...]
 ) -> tuple[list[UploadedFrame], int]:
-    """Stream and parse the multipart body, enforcing the size limits and the body timeout."""
+    """Stream and parse the multipart body, within the size limits and the body's deadline."""
     settings = service.settings
-    async with receiving_body(request, settings) as stream:
+    limits = clip_body_limits(settings)
+    # body_chunks checks Content-Length on its first read; checked here too, before the content
+    # type, so a body declared too large is a 413 whatever else is wrong with it.
+    check_declared_length(request.headers.get("content-length"), limits)
+    async with aclosing(body_chunks(request, limits)) as chunks:
         return await parse_upload(
-            stream,
+            chunks,
             request.headers.get("content-type"),
             fields=fields,
             limits=upload_limits(settings),

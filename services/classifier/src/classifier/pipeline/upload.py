@@ -55,21 +55,6 @@ def multipart_boundary(content_type: str | None) -> bytes:
     return boundary
 
 
-def check_declared_length(content_length: str | None, limits: UploadLimits) -> None:
-    """Refuse from the header alone a body that declares itself too large."""
-    if content_length is None:
-        return
-    try:
-        declared = int(content_length)
-    except ValueError:
-        raise BadUploadError(f"Content-Length {content_length!r} is not a number") from None
-    if declared > limits.max_request_bytes:
-        raise ContentTooLargeError(
-            f"the request body is {declared} bytes, above the limit of "
-            f"{limits.max_request_bytes} bytes (limit max_request_bytes)"
-        )
-
-
 def _too_many_parts(limits: UploadLimits) -> ContentTooLargeError:
     return ContentTooLargeError(
         f"the upload has more than {limits.max_parts} parts (limit max_parts)"

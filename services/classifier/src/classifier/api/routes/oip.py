@@ -14,8 +14,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from classifier import __version__
+from classifier.api.body import read_body
 from classifier.api.deps import ModelsDep, ServiceDep, ServiceState
-from classifier.api.frames import read_body
+from classifier.api.frames import clip_body_limits
 from classifier.api.middleware import record_classification
 from classifier.model.repository import ServedModel
 from classifier.model.runtime import FloatArray
@@ -325,7 +326,7 @@ async def _infer(
 ) -> Response:
     model = served.model
     manifest = model.manifest
-    body = await read_body(request, service.settings)
+    body = await read_body(request, clip_body_limits(service.settings))
     encoding = request.headers.get("content-encoding")
     available = output_names(manifest)
 
