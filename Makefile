@@ -19,7 +19,7 @@ DOCKERFILES := $(CLASSIFIER)/Dockerfile services/logs/Dockerfile $(E2E)/Dockerfi
 WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 .PHONY: help install install-dev run test test-unit test-e2e lint lint-static fmt model lock \
-        up e2e down logs bench bench-bound clean
+        evaluate up e2e down logs bench bench-bound clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ $(TRAIN_VENV)/.train: $(CLASSIFIER)/training/requirements.txt
 
 model: $(TRAIN_VENV)/.train ## Train the default model and write it with its manifest (CPU)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/train.py --out $(CLASSIFIER)/models/rodent-behaviour
+
+evaluate: $(VENV)/.runtime ## Score the model on held-out H.264 recordings; writes docs/model-card.md (~1 h cold)
+	$(BIN)/python $(CLASSIFIER)/training/evaluate.py $(EVALUATE_ARGS)
 
 # --- the benchmark ------------------------------------------------------------------------------
 $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt
