@@ -15,6 +15,15 @@ from tests.support.app_client import lifespan_client
 from tests.support.tiny_models import write_model_dir
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data folder (job store, uploads, results) of the test's own, for every app and server
+    the test starts, so none of them writes into the checkout's default one."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     """A folder with the brightness test model and its manifest."""

@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The model bundled with the service (``services/classifier/models/rodent-behaviour``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "rodent-behaviour"
+#: Where jobs, uploads and results live unless ``CLASSIFIER_DATA_DIR`` says otherwise
+#: (``services/classifier/data`` in a checkout; the image sets ``/var/lib/classifier``).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
+
+GIB = 1024 * 1024 * 1024
+MIB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -100,6 +106,47 @@ class Settings(BaseSettings):
         ge=0,
         le=50,
         description="Batches expected to take less than this run on the event loop, not a thread.",
+    )
+
+    # --- recordings and jobs ----------------------------------------------------------------
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="Folder for the job store, uploaded recordings and results."
+    )
+    import_dir: Path | None = Field(
+        None, description="Folder recordings may be submitted from by path; unset: by path is off."
+    )
+    max_recording_bytes: int = Field(
+        4 * GIB, ge=1024, description="Largest recording upload (413 above it)."
+    )
+    max_sequence_frames: int = Field(
+        216_000, ge=1, description="Most frames one image-sequence upload may carry (413 above)."
+    )
+    max_sequence_frame_bytes: int = Field(
+        16 * MIB, ge=64, description="Largest single frame of an image-sequence upload (413)."
+    )
+    max_concurrent_uploads: int = Field(
+        4, ge=1, description="Recording uploads one worker receives at once (503 above it)."
+    )
+    upload_idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds a recording upload may send nothing before it is a 408."
+    )
+    min_free_bytes: int = Field(
+        256 * MIB, ge=0, description="Free space the data folder must keep after an upload (507)."
+    )
+    job_workers: int = Field(
+        1, ge=1, le=256, description="Jobs analysed at once by the whole service."
+    )
+    job_retention_hours: float = Field(
+        72.0, gt=0, description="Hours a finished job and its files are kept."
+    )
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="Seconds a running job stays held without a renewal."
+    )
+    job_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often a process looks for jobs and writes progress."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, le=100, description="Starts a job gets before its holder's deaths fail it."
     )
 
     @property

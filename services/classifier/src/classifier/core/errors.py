@@ -189,3 +189,54 @@ class AnalysisCancelledError(RecordingError):
     title = "Analysis cancelled"
     slug = "analysis-cancelled"
     type = "cancelled"
+
+
+# --- jobs: recordings submitted for analysis, and the jobs that analyse them -----------------
+
+
+class InvalidRecordingRequestError(ClassifierError):
+    """A recording submission whose fields (fps, stride, metadata, ...) are unusable."""
+
+    status_code = 422
+    title = "Invalid recording submission"
+    slug = "invalid-recording-submission"
+
+
+class ImportPathForbiddenError(ClassifierError):
+    """A ``path`` submission while importing is off, or one that resolves outside the folder."""
+
+    status_code = 403
+    title = "Path not importable"
+    slug = "path-not-importable"
+
+
+class InsufficientStorageError(ClassifierError):
+    """The data folder has no room for the upload."""
+
+    status_code = 507
+    title = "Insufficient storage"
+    slug = "insufficient-storage"
+
+
+class JobNotFoundError(ClassifierError):
+    status_code = 404
+    title = "Job not found"
+    slug = "job-not-found"
+
+
+class ResultNotFoundError(ClassifierError):
+    status_code = 404
+    title = "Result not found"
+    slug = "result-not-found"
+
+
+class JobStateError(ClassifierError):
+    """What was asked does not fit the job's status (a result before success, a second cancel)."""
+
+    status_code = 409
+    title = "Job state conflict"
+    slug = "job-state-conflict"
+
+
+class DataDirError(Exception):
+    """The data folder cannot be used; the message is one clear line for the operator."""
