@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from classifier.core.config import DEFAULT_MODEL_DIR, Settings
-from classifier.core.errors import ClassifierError
+from classifier.core.errors import ClassifierError, DataDirError
 from classifier.core.metrics import MULTIPROCESS_ENV
+from classifier.jobs.data_dir import prepare_data_dir
 from classifier.model.runtime import ModelLoadError, SequenceModel, load_model
 from classifier.recordings.analysis import (
     AnalysisParameters,
@@ -137,6 +138,12 @@ def serve_main() -> int:
         load_model(settings.model_dir, intra_op_threads=settings.intra_op_threads)
     except ModelLoadError as exc:
         print(f"classifier: cannot serve the model: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        # The job store, uploads and results live there; the same check, before binding.
+        prepare_data_dir(settings.data_dir)
+    except DataDirError as exc:
+        print(f"classifier: cannot use the data folder: {exc}", file=sys.stderr, flush=True)
         return 2
     # uvicorn re-raises a SIGTERM it handled once it has drained and stopped; this no-op
     # handler receives it, so a requested stop ends with status 0 rather than -15.
