@@ -225,6 +225,10 @@ class VideoSource:
                     last_time = time_s
                     index += 1
             except av.error.FFmpegError as exc:
+                if index == 0:
+                    raise NoDecodableFramesError(
+                        f"{name} has no decodable video frames: {exc.strerror}"
+                    ) from None
                 raise CorruptRecordingError(
                     f"{name}: decoding stopped at frame {index} (after {last_time:.3f} s): "
                     f"{exc.strerror}"
