@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import re
 import zipfile
@@ -123,7 +124,7 @@ def test_frames_csv_has_every_frame_and_agrees_with_bouts_csv(
     assert expanded == [row["label"] for row in frames]
     assert int(bouts[0]["start_frame"]) == 0
     assert int(bouts[-1]["end_frame"]) == SHORT_FRAMES - 1
-    for before, after in zip(bouts, bouts[1:], strict=False):
+    for before, after in itertools.pairwise(bouts):
         assert int(after["start_frame"]) == int(before["end_frame"]) + 1
         assert float(after["start_s"]) == pytest.approx(float(before["end_s"]))
         assert before["label"] != after["label"]
@@ -161,14 +162,14 @@ def test_transitions_count_consecutive_bouts(
     assert list(rows) == list(analysis.labels)
     total = sum(int(value) for row in rows.values() for key, value in row.items() if key != "from")
     assert total == len(bouts) - 1
-    for before, after in zip(bouts, bouts[1:], strict=False):
+    for before, after in itertools.pairwise(bouts):
         assert int(rows[before["label"]][after["label"]]) >= 1
 
 
 def test_boris_csv_has_a_start_and_a_stop_per_bout_in_borises_columns(
     analysed: tuple[RecordingAnalysis, Provenance, Path, Any],
 ) -> None:
-    analysis, provenance, out, _ = analysed
+    _analysis, provenance, out, _ = analysed
     with (out / "boris.csv").open(newline="") as handle:
         header = next(csv.reader(handle))
     assert tuple(header) == BORIS_COLUMNS
@@ -236,7 +237,8 @@ def test_the_ethogram_is_a_png_with_its_provenance(
     data = (out / "ethogram.png").read_bytes()
     with Image.open(io.BytesIO(data)) as image:
         assert image.format == "PNG"
-        assert 1000 <= image.width <= 2000 and 300 <= image.height <= 1000
+        assert 1000 <= image.width <= 2000
+        assert 300 <= image.height <= 1000
         image.load()
         described = json.loads(image.text["Description"])
     assert described["input_sha256"] == provenance.input_sha256

@@ -109,7 +109,7 @@ def _first_error(source_path: Path) -> RecordingError:
 def test_text_is_not_a_video_whatever_its_name(tmp_path: Path) -> None:
     path = tmp_path / "notes.mp4"
     path.write_text("this is a lab notebook, not a video\n" * 50)
-    with pytest.raises(NotAVideoError, match="notes.mp4 is not a video") as caught:
+    with pytest.raises(NotAVideoError, match=r"notes\.mp4 is not a video") as caught:
         probe_video(path)
     assert (caught.value.type, caught.value.status_code) == ("not_a_video", 415)
 
