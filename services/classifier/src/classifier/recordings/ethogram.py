@@ -34,7 +34,8 @@ def label_colours(count: int) -> list[tuple[float, float, float, float]]:
     palette = colormaps["viridis"]
     if count == 1:
         return [palette(0.5)]
-    return [palette(0.05 + 0.9 * k / (count - 1)) for k in range(count)]
+    # Up to 0.82: the palette's last yellows are too light for a thin bar on white.
+    return [palette(0.82 * k / (count - 1)) for k in range(count)]
 
 
 def minutes_seconds(seconds: float, _position: object = None) -> str:
@@ -81,22 +82,27 @@ def render_ethogram(analysis: RecordingAnalysis, provenance: Provenance) -> byte
     colours = label_colours(len(labels))
     duration = max(analysis.duration_s, 1e-6)
     rows = len(labels)
-    figure = Figure(figsize=(14, 1.9 + 0.42 * rows), dpi=100, layout="constrained")
+    figure = Figure(figsize=(14, 2.1 + 0.42 * rows), dpi=100, layout="constrained")
+    height = figure.get_figheight()
+    # Leave the bottom quarter inch to the footer line, outside the laid-out axes.
+    figure.get_layout_engine().set(rect=(0, 0.25 / height, 1, 1 - 0.25 / height))  # type: ignore[union-attr, call-arg]
     grid = figure.add_gridspec(2, 1, height_ratios=[rows * 0.42, 0.8])
     bars = figure.add_subplot(grid[0])
     strip = figure.add_subplot(grid[1], sharex=bars)
 
+    # A bout narrower than a pixel column would be drawn faint (anti-aliased) or not at all in
+    # an hour-long recording; it is widened to one column, so that every bout shows.
+    narrowest = duration / _STRIP_COLUMNS
     by_label: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
     for bout in analysis.bouts:
-        by_label[bout.label].append((bout.start_s, bout.duration_s))
+        by_label[bout.label].append((bout.start_s, max(bout.duration_s, narrowest)))
     for row, label in enumerate(labels):
         y = rows - 1 - row  # the first label on top
         bars.broken_barh(
             by_label[label],
             (y - 0.38, 0.76),
             facecolors=colours[row],
-            edgecolors=colours[row],
-            linewidth=0.3,  # keeps a one-frame bout visible in an hour-long recording
+            linewidth=0,
         )
     bars.set_yticks(range(rows), list(reversed(labels)))
     bars.set_ylim(-0.6, rows - 0.4)
