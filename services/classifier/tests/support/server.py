@@ -52,9 +52,7 @@ INHERITED = ("CLASSIFIER_DATA_DIR",)
 
 
 def classifier_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_") or k in INHERITED
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_") or k in INHERITED}
     env.update(
         PYTHONPATH=str(SRC),
         PYTHONUNBUFFERED="1",

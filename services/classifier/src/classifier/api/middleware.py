@@ -85,7 +85,9 @@ class RequestContextMiddleware:
         start = scope.get(ARRIVAL_KEY, now)
         request_id = _request_id(scope)
         access: dict[str, Any] = {}
-        state = scope.setdefault("state", {})
+        # A copy: a server (or test client) may hand every request the same lifespan state dict,
+        # and one request's id must never become a concurrent request's.
+        state = scope["state"] = dict(scope.get("state") or {})
         state["request_id"] = request_id
         state["access"] = access
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))

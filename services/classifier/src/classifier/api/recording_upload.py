@@ -38,6 +38,7 @@ FRAMES_FIELD = "frames"
 #: How often (in bytes written) the free space of the data folder is checked again.
 FREE_SPACE_CHECK_BYTES = 64 * 1024 * 1024
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -74,6 +75,11 @@ def _suffix(filename: str) -> str:
     """The client's file extension when it is a plain one (kept for tools that look at it)."""
     suffix = Path(filename).suffix
     return suffix.lower() if _SAFE_SUFFIX.match(suffix) else ""
+
+
+def _safe_name(filename: str) -> str:
+    name = _UNSAFE_NAME.sub("_", filename).strip("._")
+    return name[:200] or "recording"
 
 
 def no_space_left(exc: OSError) -> bool:
@@ -213,7 +219,8 @@ class _PartCollector:
                 raise InvalidRecordingRequestError("the upload has more than one video part")
             self._kind = "video"
             shown = Path(filename or "").name or "recording"
-            received.video = self.writer.directory / f"video{_suffix(shown)}"
+            # Stored under (a safe form of) its own name: the decoder's messages name the file.
+            received.video = self.writer.directory / "video" / _safe_name(shown)
             received.video_filename = shown
             self.writer.open(received.video)
         elif self._name == FRAMES_FIELD:

@@ -1,4 +1,4 @@
-"""One job's analysis, in a child process of its own (``multiprocessing`` spawn).
+"""One job's analysis, in a child process of its own (``multiprocessing``'s fork server).
 
 The child loads the model with one onnxruntime thread, lowers its own priority, decodes and
 analyses the recording and writes the result files; it reports to the runner through a pipe:
