@@ -160,7 +160,7 @@ def _header_info(
 def probe_video(path: Path, filename: str | None = None) -> RecordingInfo:
     """Read a video's header only; NotAVideoError / UnsupportedCodecError come from its bytes."""
     with _open_container(path) as container:
-        return _header_info(path, filename or path.name, container)
+        return _header_info(filename or path.name, container)
 
 
 class VideoSource:
@@ -215,8 +215,9 @@ class VideoSource:
                             first_pts = frame.pts
                         time_s = float((frame.pts - first_pts) * time_base)
                     if index and time_s <= last_time:
-                        # A repeated or backwards timestamp: keep order, nudge past the last.
-                        time_s = last_time + (fallback_step or 1e-3) * 1e-3
+                        # A repeated or backwards timestamp (a damaged file): frames keep their
+                        # decoding order, and times must increase for bouts to have a length.
+                        time_s = last_time + 1e-6
                     duration = float(frame.duration * time_base) if frame.duration else None
                     # RGB, as a colour PNG upload decodes, then the same conversion.
                     image = Image.fromarray(frame.to_ndarray(format="rgb24"))
