@@ -15,22 +15,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from classifier.core.config import DEFAULT_MODEL_DIR, Settings
 from classifier.core.errors import ClassifierError, DataDirError
 from classifier.core.metrics import MULTIPROCESS_ENV
 from classifier.jobs.data_dir import prepare_data_dir
-from classifier.model.runtime import ModelLoadError, SequenceModel, load_model
-from classifier.recordings.analysis import (
-    AnalysisParameters,
-    Provenance,
-    analyse_recording,
-    file_sha256,
-    sequence_sha256,
-)
-from classifier.recordings.exports import write_results
-from classifier.recordings.source import FrameSource, ImageSequenceSource, VideoSource
+
+if TYPE_CHECKING:  # the pipeline's imports (PyAV, matplotlib, onnxruntime) wait for a command
+    from classifier.model.runtime import SequenceModel
+    from classifier.recordings.analysis import AnalysisParameters
+    from classifier.recordings.source import FrameSource
 
 #: File name endings of the images ``analyze`` reads from a folder (the /v1 formats).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -132,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_main() -> int:
+    from classifier.model.runtime import ModelLoadError, load_model
+
     settings = Settings()
     try:
         # Fail before binding a port: one clear line and a non-zero exit.
@@ -260,6 +257,9 @@ def _recordings(inputs: Sequence[Path], out: Path) -> list[Recording]:
 
 def _open_source(recording: Recording, fps: float | None) -> tuple[FrameSource, str]:
     """The recording's frame source and its input sha256."""
+    from classifier.recordings.analysis import file_sha256, sequence_sha256
+    from classifier.recordings.source import ImageSequenceSource, VideoSource
+
     path = recording.path
     if path.is_dir():
         files = image_files(path)
@@ -291,6 +291,9 @@ def _already_done(
 
 
 def analyze(args: argparse.Namespace) -> int:
+    from classifier.model.runtime import ModelLoadError, load_model
+    from classifier.recordings.analysis import AnalysisParameters
+
     model_dir = args.model_dir or Path(os.environ.get("CLASSIFIER_MODEL_DIR", DEFAULT_MODEL_DIR))
     try:
         model = load_model(model_dir)
@@ -338,6 +341,9 @@ def analyze(args: argparse.Namespace) -> int:
 def _analyze_one(
     recording: Recording, model: SequenceModel, parameters: AnalysisParameters, args: Any
 ) -> str:
+    from classifier.recordings.analysis import Provenance, analyse_recording
+    from classifier.recordings.exports import write_results
+
     source, digest = _open_source(recording, args.fps)
     if _already_done(recording.out_dir, digest, model, parameters.to_dict()):
         return "skipped, already complete"

@@ -130,9 +130,7 @@ def _open_container(path: Path) -> av.container.InputContainer:
     return container
 
 
-def _header_info(
-    path: Path, filename: str, container: av.container.InputContainer
-) -> RecordingInfo:
+def _header_info(filename: str, container: av.container.InputContainer) -> RecordingInfo:
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate else None
