@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.cli import main
+from classifier.cli import ProgressBar, main
 from classifier.recordings.exports import RESULT_FILES
 from tests.recordings.media import write_frames
 
@@ -141,3 +142,20 @@ def test_a_model_that_does_not_load_exits_2(
     code = main(["analyze", str(inputs[0]), "--out", str(tmp_path), "--model-dir", str(tmp_path)])
     assert code == 2
     assert "analyze: cannot load the model: no model manifest at" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_progress_bar_is_redrawn_in_place() -> None:
+    stream = _Terminal()
+    bar = ProgressBar("cage", stream)
+    bar(0, 100)
+    bar(100, 100)
+    drawn = stream.getvalue()
+    assert drawn.startswith("\rcage [------------------------------]   0% 0 frames")
+    assert "\rcage [##############################] 100% 100 frames" in drawn
+    assert drawn.endswith("\n")
+    assert drawn.count("\n") == 1
