@@ -71,6 +71,24 @@ def test_variable_frame_rate_keeps_each_frames_own_time(
     assert [frame.time_s for frame in decoded] == pytest.approx(times, abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("name", "codec", "decoded_as"),
+    [
+        ("lab.avi", "mpeg4", "mpeg4"),
+        ("lab.mov", "libx264", "h264"),
+        ("lab.mkv", "libx264", "h264"),
+        ("lab.webm", "libvpx-vp9", "vp9"),
+    ],
+)
+def test_common_containers_and_codecs_decode(
+    frames: np.ndarray, tmp_path: Path, name: str, codec: str, decoded_as: str
+) -> None:
+    path = encode_video(tmp_path / name, frames[:30], codec=codec)
+    source = VideoSource(path)
+    assert source.info.codec == decoded_as
+    assert len(list(source.frames(SPEC))) == 30
+
+
 def test_video_frames_get_the_pixels_v1_gives_the_same_image(tmp_path: Path) -> None:
     # 96x96 colour frames: converted to grayscale and resized to 64x64 on the way in.
     pixels, _ = generate_recording(22, 12, size=96)
