@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -15,7 +16,12 @@ from classifier.recordings.analysis import (
     RecordingAnalysis,
 )
 from classifier.recordings.bouts import FrameTimes, bouts_of, time_budget, transitions
-from classifier.recordings.ethogram import label_colours, minutes_seconds, render_ethogram
+from classifier.recordings.ethogram import (
+    footer_line,
+    label_colours,
+    minutes_seconds,
+    render_ethogram,
+)
 from classifier.recordings.source import RecordingInfo
 
 LABELS = ("drink", "eat", "groom", "hang", "micromovement", "rear", "rest", "walk")
@@ -78,3 +84,18 @@ def test_colours_differ_in_lightness_so_they_survive_greyscale() -> None:
 )
 def test_the_time_axis_reads_minutes_and_seconds(seconds: float, shown: str) -> None:
     assert minutes_seconds(seconds) == shown
+
+
+def test_the_footer_names_model_input_and_parameters() -> None:
+    labels = np.zeros(48, dtype=np.int64)
+    analysis, provenance = _analysis(labels)
+    line = footer_line(analysis, provenance)
+    assert line.startswith("model rodent-behaviour 1.0.0 (sha256 ffffffffffff)")
+    assert "input sha256 abababababab" in line
+    assert "stride 1, min_bout_ms off" in line
+    smoothed = dataclasses.replace(analysis, parameters=AnalysisParameters(min_bout_ms=300.0))
+    assert "min_bout_ms 300 ms" in footer_line(smoothed, provenance)
+    per_label = dataclasses.replace(
+        analysis, parameters=AnalysisParameters(min_bout_ms={"rear": 90})
+    )
+    assert 'min_bout_ms {"rear": 90}' in footer_line(per_label, provenance)

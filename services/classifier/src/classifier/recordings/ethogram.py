@@ -67,7 +67,11 @@ def _strip(top: np.ndarray, starts: np.ndarray, end: float) -> tuple[np.ndarray,
 
 def footer_line(analysis: RecordingAnalysis, provenance: Provenance) -> str:
     parameters = analysis.parameters
-    smoothing = parameters.min_bout_ms if parameters.min_bout_ms else "off"
+    threshold = parameters.min_bout_ms
+    if isinstance(threshold, dict):
+        smoothing = json.dumps(threshold, sort_keys=True)
+    else:
+        smoothing = f"{threshold:g} ms" if threshold else "off"
     return (
         f"model {provenance.model_name} {provenance.model_version} "
         f"(sha256 {provenance.model_sha256[:12]})  |  input sha256 "
