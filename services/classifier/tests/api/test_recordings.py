@@ -131,7 +131,7 @@ async def test_an_image_sequence_becomes_a_job_that_succeeds_with_its_results(
     bouts = await client.get(done["links"]["bouts.csv"])
     assert bouts.status_code == 200
     assert bouts.headers["content-type"] == "text/csv; charset=utf-8"
-    assert bouts.headers["content-disposition"] == f'attachment; filename="{job_id}.bouts.csv"'
+    assert bouts.headers["content-disposition"] == 'attachment; filename="frames.bouts.csv"'
     rows = [line.split(",") for line in bouts.text.strip().splitlines()]
     assert rows[0][:5] == ["bout", "label", "start_frame", "end_frame", "frames"]
     assert [(row[1], row[2]) for row in rows[1:]] == [("dark", "0"), ("bright", rows[2][2])]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import secrets
 import shutil
@@ -23,7 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext
@@ -86,6 +87,8 @@ class RunnableModel:
 
 @dataclass(slots=True)
 class _Running:
+    """One claimed job in this process: its analysis process and what it has reported."""
+
     claim: Claim
     process: BaseProcess
     conn: Connection
@@ -95,7 +98,9 @@ class _Running:
     frames_total: int | None = None
     outcome: tuple[Any, ...] | None = None
     stopped_by_us: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The store refused a renewal: cancelled, deleted or taken over.
+    lost: bool = False
+    recording_changed: bool = False
 
 
 class JobRunner:
@@ -150,6 +155,9 @@ class JobRunner:
     # --- polling ----------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
+        # Started (and its imports done) before the first claim, so no lease ticks away while a
+        # job waits for the fork server to come up.
+        await anyio.to_thread.run_sync(multiprocessing.forkserver.ensure_running)
         next_sweep = 0.0
         while not self._stopping:
             try:
@@ -206,8 +214,6 @@ class JobRunner:
         process = self._context.Process(
             target=run_analysis, args=(task, sender), name=f"job-{job.id[:8]}", daemon=True
         )
-        await anyio.to_thread.run_sync(process.start)
-        sender.close()  # the child holds its end; EOF here then means the child is gone
         running = _Running(
             claim=claim,
             process=process,
@@ -217,6 +223,19 @@ class JobRunner:
             frames_total=job.progress.frames_total,
         )
         self._running[job.id] = running
+        # Renewing from the claim on: starting the process may take a while on a busy machine,
+        # and a lease must not lapse under a live holder.
+        keeper = asyncio.create_task(self._keep_lease(running), name=f"lease-{job.id[:8]}")
+        try:
+            await anyio.to_thread.run_sync(process.start)
+        except BaseException:
+            keeper.cancel()
+            self._running.pop(job.id, None)
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.store.release, job.id, claim.token)
+            raise
+        finally:
+            sender.close()  # the child holds its end; EOF here then means the child is gone
         self._app(
             "job_started",
             job_id=job.id,
@@ -226,7 +245,7 @@ class JobRunner:
             pid=process.pid,
         )
         self._supervisors[job.id] = asyncio.create_task(
-            self._supervise(running), name=f"job-{job.id[:8]}"
+            self._supervise(running, keeper), name=f"job-{job.id[:8]}"
         )
 
     def _work_dir(self, claim: Claim) -> Path:
@@ -234,11 +253,16 @@ class JobRunner:
 
     # --- supervision ------------------------------------------------------------------------
 
-    async def _supervise(self, running: _Running) -> None:
+    async def _supervise(self, running: _Running, keeper: asyncio.Task[None]) -> None:
         claim = running.claim
         job_id = claim.job.id
         try:
-            await self._watch(running)
+            try:
+                await self._watch(running)
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             await self._conclude(running)
         except Exception as exc:
             self._app(
@@ -257,22 +281,36 @@ class JobRunner:
             self._wake.set()  # a slot is free
 
     async def _watch(self, running: _Running) -> None:
-        """Follow the child until it exits, renewing the lease; stop it when the job is gone."""
-        next_renewal = time.monotonic() + self.settings.job_poll_seconds
+        """Follow the child until it exits; stop it once the job is no longer ours."""
         while True:
             self._drain(running)
             if not running.process.is_alive():
-                running.process.join()
+                await anyio.to_thread.run_sync(running.process.join)
                 self._drain(running)
                 return
-            if time.monotonic() >= next_renewal:
-                next_renewal = time.monotonic() + self.settings.job_poll_seconds
-                held = await anyio.to_thread.run_sync(self._renew, running)
-                if not held:
-                    running.stopped_by_us = True
-                    await anyio.to_thread.run_sync(_stop_child, running.process)
-                    return
+            if running.lost:
+                running.stopped_by_us = True
+                await anyio.to_thread.run_sync(_stop_child, running.process)
+                return
             await asyncio.sleep(SUPERVISE_TICK_S)
+
+    async def _keep_lease(self, running: _Running) -> None:
+        """Renew the lease (writing progress) every poll interval, until the store refuses."""
+        while True:
+            await asyncio.sleep(self.settings.job_poll_seconds)
+            try:
+                held = await anyio.to_thread.run_sync(self._renew, running)
+            except Exception as exc:  # a busy store: try again at the next interval
+                self._app(
+                    "job_lease_renewal_failed",
+                    level="warning",
+                    job_id=running.claim.job.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                continue
+            if not held:
+                running.lost = True
+                return
 
     def _drain(self, running: _Running) -> None:
         try:
@@ -283,7 +321,7 @@ class JobRunner:
                     running.frames_done, running.frames_total = int(message[1]), message[2]
                 elif kind == "recording":
                     running.recording = dict(message[1])
-                    running.extra["recording_changed"] = True
+                    running.recording_changed = True
                 else:
                     running.outcome = tuple(message)
         except (EOFError, OSError):
@@ -291,7 +329,8 @@ class JobRunner:
 
     def _renew(self, running: _Running) -> bool:
         claim = running.claim
-        if running.extra.pop("recording_changed", False):
+        if running.recording_changed:
+            running.recording_changed = False
             summary = RecordingSummary.from_dict(running.recording)
             self.store.describe_recording(claim.job.id, claim.token, summary)
         return self.store.renew(

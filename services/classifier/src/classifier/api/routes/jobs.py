@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path as FilePath
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -123,7 +124,7 @@ async def delete_job(job_id: JobId, jobs: JobsDep, service: ServiceDep) -> Respo
 
 
 def _download_name(job: Job, file_name: str) -> str:
-    stem = job.recording.filename.rsplit(".", 1)[0] if "." in job.recording.filename else ""
+    stem = FilePath(job.recording.filename).stem
     stem = _UNSAFE_IN_FILENAME.sub("_", stem).strip("._") or job.id
     return f"{stem}.{file_name}"
 
