@@ -4,11 +4,13 @@ labels near the generator's, result files that parse and agree with each other."
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import itertools
 import json
 import re
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from classifier.recordings.analysis import (
     RecordingAnalysis,
     analyse_recording,
     file_sha256,
+    sequence_sha256,
 )
 from classifier.recordings.exports import BORIS_COLUMNS, RESULT_FILES, write_results
 from classifier.recordings.source import ImageSequenceSource, VideoSource
@@ -323,3 +326,24 @@ def test_parameters_that_do_not_fit_the_model_are_refused(
     with pytest.raises(InvalidAnalysisParametersError, match=re.escape(message)) as caught:
         analyse_recording(VideoSource(short_recording[0]), bundled_model, parameters)
     assert caught.value.type == "invalid_parameters"
+
+
+def test_an_image_sequences_hash_covers_every_frame_in_order() -> None:
+    first, second = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
+    expected = hashlib.sha256(f"{first}\n{second}\n".encode()).hexdigest()
+    assert sequence_sha256([first, second]) == expected
+    assert sequence_sha256([second, first]) != expected
+
+
+def test_provenance_times_are_iso_8601_utc_with_milliseconds(bundled_model: SequenceModel) -> None:
+    moment = datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    provenance = Provenance.create(
+        input_sha256="0" * 64,
+        model=bundled_model,
+        parameters=AnalysisParameters(stride=2, min_bout_ms={"rear": 150}),
+        source_filename="cage.mp4",
+        created_at=moment,
+    )
+    assert provenance.created_at == "2026-12-01T10:00:00.123Z"
+    assert provenance.parameters == {"stride": 2, "min_bout_ms": {"rear": 150}, "bin_s": None}
+    assert provenance.model_sha256 == bundled_model.manifest.sha256
