@@ -465,6 +465,8 @@ class JobRunner:
 
 
 def _stop_child(process: BaseProcess) -> None:
+    if process.pid is None:  # never started (the runner stopped while starting it)
+        return
     if process.is_alive():
         process.terminate()
         process.join(CHILD_STOP_GRACE_S)
