@@ -322,3 +322,39 @@ def test_a_data_folder_that_cannot_be_written_stops_start_up_with_one_line(
         f"classifier: cannot use the data folder: the data folder {blocker / 'data'} is not "
         "writable (Not a directory); set CLASSIFIER_DATA_DIR to a folder this user may write"
     ]
+
+
+async def test_an_upload_abandoned_midway_leaves_nothing_behind(
+    model_dir: Path, data_dir: Path
+) -> None:
+    head = (
+        b"POST /v1/models/brightness/recordings HTTP/1.1\r\nHost: test\r\n"
+        b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 10000000\r\n"
+        b"X-Request-ID: abandoned-upload\r\n\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="video"; filename="big.mp4"\r\n\r\n'
+    )
+    with running_classifier(model_dir, env=JOB_ENV) as server:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(head + b"\0" * 500_000)
+        await writer.drain()
+        for _ in range(500):  # until the server is writing it to disk
+            if leftover_uploads(data_dir):
+                break
+            await asyncio.sleep(0.02)
+        assert leftover_uploads(data_dir)
+        writer.close()  # gone mid-body
+        await writer.wait_closed()
+        for _ in range(200):
+            if not leftover_uploads(data_dir):
+                break
+            await asyncio.sleep(0.05)
+        async with client_of(server) as client:
+            ready = await client.get("/health/ready")
+        server.process.send_signal(signal.SIGTERM)
+        output = server.output()
+
+    assert leftover_uploads(data_dir) == []
+    assert ready.status_code == 200
+    access = [r for r in records(output) if r.get("request_id") == "abandoned-upload"]
+    assert [(r["status"], r["error"]) for r in access] == [(499, "ClientDisconnectedError")]
+    assert events(output, "job_queued") == []
