@@ -97,7 +97,7 @@ async def wait_for_status(
             raise AssertionError(f"job {job_id} still {document['status']}: {document}")
         if document["status"] in FINISHED:
             raise AssertionError(f"job {job_id} ended {document['status']}: {document}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
 
 
 def leftover_uploads(data_dir: Path) -> list[str]:
