@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The model bundled with the service (``services/classifier/models/rodent-behaviour``).
@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         3, ge=1, le=100, description="Starts a job gets before its holder's deaths fail it."
     )
+
+    @model_validator(mode="after")
+    def _leases_outlast_renewals(self) -> Settings:
+        # A lease renewed every poll must survive at least one late renewal, or a busy but live
+        # holder would lose its job to another process.
+        if self.job_lease_seconds < 2 * self.job_poll_seconds:
+            raise ValueError(
+                f"job_lease_seconds ({self.job_lease_seconds:g}) must be at least twice "
+                f"job_poll_seconds ({self.job_poll_seconds:g}), how often leases are renewed"
+            )
+        return self
 
     @property
     def worker_processes(self) -> int:
