@@ -19,8 +19,10 @@ from classifier.jobs.records import ModelSummary, NewJob, RecordingSummary
 from classifier.main import create_app
 from tests.support.app_client import app_client, lifespan_client
 from tests.support.recording_files import (
+    faststart_mp4,
     frame_parts,
     leftover_uploads,
+    noise_frames,
     png_sequence,
     ppm_frame,
     uniform_frames,
@@ -352,6 +354,39 @@ async def test_a_video_and_frames_together_are_a_422(client: httpx.AsyncClient) 
     assert problem(response, 422, "invalid-recording-submission") == (
         "give either one 'video' part or 'frames' parts, not both"
     )
+
+
+async def test_a_video_shorter_than_one_window_fails_its_job_naming_both(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(SUBMIT, files=video_part(video_bytes(uniform_frames([5] * 10))))
+    assert response.status_code == 202  # its frames are counted by decoding it, in the job
+
+    failed = await wait_for_status(client, response.json()["id"], ["failed"])
+
+    assert failed["error"] == {
+        "type": "too_few_frames",
+        "message": "the recording has 10 frame(s), fewer than one window of the model's 24 frames",
+    }
+
+
+async def test_a_video_cut_short_fails_its_job_naming_the_frame_where_decoding_stopped(
+    client: httpx.AsyncClient, data_dir: Path
+) -> None:
+    video = faststart_mp4(noise_frames(120))
+    response = await client.post(SUBMIT, files=video_part(video[: len(video) // 2], "cut.mp4"))
+    assert response.status_code == 202
+
+    failed = await wait_for_status(client, response.json()["id"], ["failed"])
+
+    assert failed["error"]["type"] == "corrupt_recording"
+    assert re.fullmatch(
+        r"cut\.mp4 is truncated: decoding stopped at frame \d+ \(after [\d.]+ s\), but the "
+        r"container lists 120 frames",
+        failed["error"]["message"],
+    )
+    assert failed["links"] == {"self": f"/v1/jobs/{failed['id']}"}
+    assert leftover_uploads(data_dir) == []
 
 
 # --- bad input: limits -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,30 @@ def video_bytes(
         for packet in stream.encode():
             output.mux(packet)
     return buffer.getvalue()
+
+
+def faststart_mp4(frames: Pixels, *, fps: int = 30) -> bytes:
+    """H.264 MP4 with its index first ("fast start"), as streaming tools write it: cut short, it
+    still opens, and decoding stops before the frames the index lists."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "faststart.mp4"
+        with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as output:
+            stream = output.add_stream("libx264", rate=fps)
+            stream.width, stream.height = frames.shape[2], frames.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18", "preset": "ultrafast"}
+            for pixels in frames:
+                frame = av.VideoFrame.from_ndarray(np.repeat(pixels[..., None], 3, axis=2), "rgb24")
+                for packet in stream.encode(frame):
+                    output.mux(packet)
+            for packet in stream.encode():
+                output.mux(packet)
+        return path.read_bytes()
+
+
+def noise_frames(count: int, size: int = 64) -> Pixels:
+    """Random frames: every frame costs the encoder real bytes, so a cut lands mid-recording."""
+    return np.random.default_rng(0).integers(0, 256, (count, size, size), dtype=np.uint8)
 
 
 def uniform_frames(values: Sequence[int], size: int = 64) -> Pixels:
