@@ -25,19 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from bench.run import (
+from bench.harness import (
     DEFAULT_MODEL,
     bench_environment,
-    free_port,
-    http_status,
     process,
     service_environment,
-    wait_until,
+    wait_ready,
     wrk,
 )
 from bench.workload import oip_binary_uploads, write_wrk_bodies
 from bench.yardsticks import inference_ceiling, open_session
 from classifier.model.manifest import load_manifest
+from harness.processes import free_port
 
 HEADER_LENGTH = b"inference-header-content-length"
 # A server to measure: its command line and environment, given its port.
@@ -150,8 +149,8 @@ def main() -> None:
             port = free_port()
             argv, env = server(port)
             url = f"http://127.0.0.1:{port}"
-            with process(argv, env, work / f"server-{index}-{round_number}.log"):
-                wait_until(lambda: http_status(f"{url}/health/ready") in (200, 204), name)  # noqa: B023
+            with process(argv, env, work / f"server-{index}-{round_number}.log") as proc:
+                wait_ready(f"{url}/health/ready", name, proc)  # 200, or the bare app's 204
                 run = wrk(
                     f"{url}/v2/models/{manifest.name}/infer", bodies, args.concurrency, args.seconds
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +17,18 @@ from tests.support.tiny_models import write_model_dir
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _no_classifier_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings read CLASSIFIER_* variables: what a developer's shell exports must not change
+    what a test sees. Tests that are about the environment set what they need themselves."""
+    for name in list(os.environ):
+        if name.startswith("CLASSIFIER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def data_dir(
+    _no_classifier_variables: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """A data folder (job store, uploads, results) of the test's own, for every app and server
     the test starts, so none of them writes into the checkout's default one."""
     folder = tmp_path / "data"

@@ -65,4 +65,5 @@ class ClipClassifier(nn.Module):
         images = frames.permute(0, 1, 4, 2, 3).reshape(-1, self.channels, self.height, self.width)
         embedded = self.frame_encoder(images).reshape(-1, steps, self.embedding)
         sequence, _ = self.temporal(embedded)
-        return self.head(sequence[:, -1])
+        logits: torch.Tensor = self.head(sequence[:, -1])  # nn.Module calls are typed Any
+        return logits

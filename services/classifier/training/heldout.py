@@ -1,84 +1,59 @@
-"""Measuring a served model on held-out synthetic clips, preprocessed exactly as the service does.
+"""Measuring a served model on held-out synthetic clips, preprocessed by the service's own stages.
 
-Torch-free, so that the model tests can use it where only the runtime is installed.
+Each clip is encoded as a client would send it, then decoded and shaped by ``classifier.pipeline``
+(decode, then tensor) with the manifest's ``InputSpec``, so a change to how the service prepares
+frames changes what evaluation, the golden fixture and the accuracy tests measure. Torch-free, so
+that the model tests can use it where only the service's runtime is installed.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 from behaviour_clips import LABELS, clip_to_jpeg_bytes, clip_to_png_bytes, generate_clip, to_rgb
+from classifier.model.manifest import InputSpec
+from classifier.model.runtime import SequenceModel
+from classifier.pipeline.decode import DecodeLimits, decode_frames
+from classifier.pipeline.tensor import build_tensor
+from classifier.pipeline.upload import UploadedFrame
 
 # Seed ranges never overlap: held-out clips below VALIDATION_SEED_START, the validation clips
 # watched during training from there, training clips from TRAIN_SEED_START up.
 VALIDATION_SEED_START = 500_000
 TRAIN_SEED_START = 1_000_000
 
+# Held-out frames are at most 128x128; the service's pixel limit guards against bombs, which a
+# generated clip never is, so any generous bound does.
+DECODE_LIMITS = DecodeLimits(max_frame_pixels=4096 * 4096)
+
 VARIANTS = ("png", "jpeg_q75", "rgb128")
 """How a held-out clip reaches the service: lossless 64x64 PNG, JPEG at quality 75, or 128x128
 RGB PNG frames that the service converts to grayscale and resizes."""
 
-RESIZE_FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
-
 Tensor = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True, slots=True)
-class InputSpec:
-    """The manifest's `input` block: what the model takes and how frames become that."""
-
-    name: str
-    frames: int
-    height: int
-    width: int
-    channels: int
-    scaling: str
-    color_mode: str
-    resize_filter: str
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> InputSpec:
-        spec = manifest["input"]
-        return cls(
-            name=spec["name"],
-            frames=int(spec["frames"]),
-            height=int(spec["height"]),
-            width=int(spec["width"]),
-            channels=int(spec["channels"]),
-            scaling=spec["scaling"],
-            color_mode=spec["color_mode"],
-            resize_filter=spec["resize_filter"],
-        )
+def service_tensor(files: Sequence[bytes], spec: InputSpec) -> Tensor:
+    """A clip's image files as the (T, H, W, C) float32 sequence the service would infer on:
+    ``classifier.pipeline.decode`` then ``classifier.pipeline.tensor``, as for an upload."""
+    frames = [
+        UploadedFrame(index=index, filename=f"frame_{index:02d}", data=data)
+        for index, data in enumerate(files)
+    ]
+    batch = build_tensor(decode_frames(frames, spec, DECODE_LIMITS), spec)
+    sequence: Tensor = batch[0]
+    return sequence
 
 
-def decode_frame(data: bytes, spec: InputSpec) -> Tensor:
-    """One image file as an (H, W, C) float32 array, the way the service prepares it."""
-    with Image.open(io.BytesIO(data)) as image:
-        converted = image.convert(spec.color_mode)
-    if converted.size != (spec.width, spec.height):
-        converted = converted.resize((spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter])
-    pixels = np.asarray(converted, dtype=np.uint8).reshape(spec.height, spec.width, spec.channels)
-    scaled = pixels.astype(np.float32)
-    return scaled / np.float32(255.0) if spec.scaling == "unit" else scaled
-
-
-def decode_frames(files: Sequence[bytes], spec: InputSpec) -> Tensor:
-    """A clip's image files as one (T, H, W, C) float32 array."""
-    return np.stack([decode_frame(data, spec) for data in files])
+def service_probabilities(model: SequenceModel, files: Sequence[bytes]) -> Tensor:
+    """The class probabilities the service answers for one clip's image files."""
+    batch = service_tensor(files, model.manifest.input)[np.newaxis]
+    probabilities: Tensor = model.probabilities_for(batch)[0]
+    return probabilities
 
 
 def variant_files(label: str, seed: int, variant: str) -> list[bytes]:
@@ -134,7 +109,7 @@ class Evaluation:
 
 
 Runner = Callable[[Tensor], npt.NDArray[np.float32]]
-"""A model: (N, T, H, W, C) float32 in, (N, classes) scores out."""
+"""A model: (N, T, H, W, C) float32 in, (N, classes) scores out (``SequenceModel.run``)."""
 
 
 def evaluate(
@@ -160,10 +135,4 @@ def evaluate(
 
 def prepare_clips(items: Sequence[tuple[str, int]], variant: str, spec: InputSpec) -> list[Tensor]:
     """Generate, encode and decode each (label, seed) clip: the service's input tensors."""
-    return [decode_frames(variant_files(label, seed, variant), spec) for label, seed in items]
-
-
-def softmax(logits: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exps = np.exp(shifted)
-    return np.asarray(exps / exps.sum(axis=-1, keepdims=True), dtype=np.float32)
+    return [service_tensor(variant_files(label, seed, variant), spec) for label, seed in items]

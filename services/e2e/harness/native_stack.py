@@ -22,21 +22,23 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 
+# Run as a script, this folder (not services/e2e) is on sys.path; `harness.` imports need its
+# parent, as they do for `python -m harness.forward_receiver`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.processes import LOOPBACK, NotReadyError, free_port, stop, wait_for, wait_http_ok
+
 E2E_DIR = Path(__file__).resolve().parents[1]
 CLASSIFIER_SRC = E2E_DIR.parent / "classifier" / "src"
-LOOPBACK = "127.0.0.1"
 
 #: The variables compose.yml fixes for the classifier; the harness fixes the same ones.
 FIXED_BY_COMPOSITION = (
@@ -65,13 +67,6 @@ class Interrupted(BaseException):
 
 def say(message: str) -> None:
     print(f"native-stack: {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def tail(path: Path, lines: int = OUTPUT_TAIL_LINES) -> str:
@@ -116,14 +111,11 @@ class Service:
 
     def stop(self, grace: float) -> int:
         """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; return the exit status."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                return self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                say(f"{self.name} still running {grace:g} s after SIGTERM; killing it")
-                self.process.kill()
-        return self.process.wait()
+        started = time.monotonic()
+        status = stop(self.process, grace)
+        if status == -signal.SIGKILL and time.monotonic() - started >= grace:
+            say(f"{self.name} still running {grace:g} s after SIGTERM; killed it")
+        return status
 
 
 @contextmanager
@@ -159,25 +151,23 @@ def start_receiver(work: Path, log_dir: Path, timeout: float) -> tuple[Service, 
         with_pythonpath({**os.environ, "PYTHONUNBUFFERED": "1"}, E2E_DIR),
         work / "receiver.out",
     )
-    deadline = time.monotonic() + timeout
     found = None
     try:
-        while time.monotonic() < deadline:
-            found = RECEIVER_LISTENING.search(tail(receiver.output))
-            if found:
-                port = int(found.group(1))
-                say(f"forward receiver listening on {LOOPBACK}:{port}")
-                return receiver, port
-            if receiver.exited() is not None:
-                break
-            time.sleep(0.05)
+        found = wait_for(
+            lambda: RECEIVER_LISTENING.search(tail(receiver.output)),
+            what="the forward receiver",
+            timeout=timeout,
+            process=receiver.process,
+            interval=0.05,
+        )
+    except NotReadyError as exc:
+        raise StackError(f"{exc}; its output:\n" + tail(receiver.output)) from None
     finally:
         if receiver.exited() is None and not found:
             receiver.stop(grace=5)  # not listening in time, or interrupted meanwhile
-    raise StackError(
-        f"the forward receiver did not start listening within {timeout:g} s; its output:\n"
-        + tail(receiver.output)
-    )
+    port = int(found.group(1))
+    say(f"forward receiver listening on {LOOPBACK}:{port}")
+    return receiver, port
 
 
 def classifier_env(port: int, fluentd_port: int, data_dir: Path) -> dict[str, str]:
@@ -214,23 +204,19 @@ def wait_ready(classifier: Service, url: str, timeout: float) -> None:
     """GET /health/ready until it is 2xx, as the compose healthcheck's urllib one-liner does."""
     say(f"waiting up to {timeout:g} s for {url}/health/ready")
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        status = classifier.exited()
-        if status is not None:
+    try:
+        wait_http_ok(
+            f"{url}/health/ready",
+            what="the classifier",
+            timeout=timeout,
+            process=classifier.process,
+        )
+    except NotReadyError as exc:
+        if classifier.exited() is not None:
             # Its output follows once the harness has stopped everything (see running()).
-            raise StackError(f"the classifier exited with status {status} before it was ready")
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
-                if 200 <= response.status < 300:
-                    say(f"classifier ready after {time.monotonic() - started:.1f} s")
-                    return
-        except (urllib.error.URLError, OSError):
-            pass  # refused while starting, or 503 until the model is warm
-        time.sleep(0.2)
-    raise StackError(
-        f"the classifier was not ready within {timeout:g} s; its output:\n"
-        + tail(classifier.output)
-    )
+            raise StackError(str(exc)) from None
+        raise StackError(f"{exc}; its output:\n" + tail(classifier.output)) from None
+    say(f"classifier ready after {time.monotonic() - started:.1f} s")
 
 
 def run_command(command: Sequence[str], env: Mapping[str, str]) -> int:

@@ -19,6 +19,29 @@ from typing import Any
 ACCESS_TAG = "classifier.access"
 APP_TAG = "classifier.app"
 
+#: The access record's fields as the classifier defines them (``classifier.api.access.
+#: AccessRecord``; this image installs only the suite, so they are written out here, and the
+#: classifier's own tests check that the two lists agree): those every record carries, then
+#: those it carries when they apply.
+ALWAYS_LOGGED = ("request_id", "method", "path", "route", "status", "duration_ms", "bytes_in")
+ACCESS_FIELDS = (
+    *ALWAYS_LOGGED,
+    "client",
+    "model",
+    "model_version",
+    "frames",
+    "label",
+    "confidence",
+    "error",
+    "job_id",
+    "bytes_stored",
+    "api_key",
+    "refused",
+    "shed",
+)
+#: What the log writer adds to each line (fluentd, or the forward receiver standing in for it).
+WRITER_FIELDS = ("fluent_tag", "fluent_time")
+
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:

@@ -11,7 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.access_log import APP_TAG, read_logs, wait_for_access_records
+from tests.access_log import (
+    ACCESS_FIELDS,
+    ALWAYS_LOGGED,
+    APP_TAG,
+    WRITER_FIELDS,
+    read_logs,
+    wait_for_access_records,
+)
 from tests.request_ledger import ECHOED_REQUEST_ID, RequestLedger, new_request_id
 from tests.served_model import ServedModel
 from tests.uploads import ClipUploads
@@ -92,7 +99,7 @@ async def test_every_request_of_the_run_has_its_access_record(
     contents = await wait_for_access_records(records_dir, ids, ARRIVAL_TIMEOUT)
 
     assert contents.unreadable == []
-    missing, duplicated, wrong = [], [], []
+    missing, duplicated, wrong, misshapen = [], [], [], []
     for entry in sent:
         assert entry.request_id is not None
         records = contents.access_records(entry.request_id)
@@ -106,6 +113,11 @@ async def test_every_request_of_the_run_has_its_access_record(
             entry.status,
         ):
             wrong.append(f"sent {entry}, logged {records[0]}")
+        else:
+            keys = set(records[0])
+            if not set(ALWAYS_LOGGED) <= keys <= {*ACCESS_FIELDS, *WRITER_FIELDS}:
+                misshapen.append(f"{entry.request_id}: {sorted(keys)}")
     assert missing == [], f"{len(missing)} of {len(sent)} requests have no access record"
     assert duplicated == []
     assert wrong == []
+    assert misshapen == [], f"records whose fields are not the access record's: {misshapen}"

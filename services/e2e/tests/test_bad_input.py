@@ -159,14 +159,15 @@ async def test_thousands_of_tiny_parts_are_413(
 # --- bodies ------------------------------------------------------------------------------------
 
 
-async def test_non_multipart_body_is_415(
+async def test_non_multipart_body_is_415_on_v1_and_the_seed_400_on_predict(
     client: httpx.AsyncClient, model: ServedModel, clips: ClipUploads
 ) -> None:
     on_v1 = await client.post(model.classify_url, json={"frames": ["frame_00.png"]})
     on_predict = await client.post("/predict", json={"images": []})
 
     assert "application/json" in problem(on_v1, 415)["detail"]
-    error(on_predict, 415)
+    # The original service found no images in such a body, and said so.
+    assert error(on_predict, 400) == f"Please upload exactly {model.frames} images."
     await still_serving(client, model, clips)
 
 
@@ -251,18 +252,29 @@ async def test_client_disconnecting_mid_upload_leaves_the_service_healthy(
     async with connection(base_url, reset_on_close=close == "rst") as (_, writer):
         writer.write(head + upload.body[: len(upload.body) // 2])
         await writer.drain()
-        await asyncio.sleep(0.2)  # the service is now waiting for the rest
+        # The service has admitted the request and is waiting for the rest of its body.
+        assert await _in_flight_becomes(client, 1.0) == [1.0]
     ledger.note("POST", model.classify_url, request_id, None, 499)
 
     await still_serving(client, model, clips)
     # The abandoned request no longer holds a place among the requests in flight.
-    for _ in range(50):
+    assert await _in_flight_becomes(client, 0.0) == [0.0]
+
+
+async def _in_flight_becomes(
+    client: httpx.AsyncClient,
+    value: float,
+    timeout: float = 5.0,  # noqa: ASYNC109 - one deadline for the whole wait reads best in tests
+) -> list[float]:
+    """Poll ``classifier_requests_in_flight`` until it is ``value`` or ``timeout`` passes; the
+    samples last seen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
         text = (await client.get("/metrics")).text
         in_flight = [v for n, _, v in samples(text) if n == "classifier_requests_in_flight"]
-        if in_flight == [0.0]:
-            break
-        await asyncio.sleep(0.1)
-    assert in_flight == [0.0]
+        if in_flight == [value] or asyncio.get_running_loop().time() >= deadline:
+            return in_flight
+        await asyncio.sleep(0.05)
 
 
 # --- models and the Open Inference Protocol ------------------------------------------------------

@@ -43,3 +43,24 @@ async def test_predict_without_images_is_400(
 
     assert response.status_code == 400
     assert response.json() == {"error": f"Please upload exactly {model.frames} images."}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"", None),
+        (b'{"images": []}', "application/json"),
+        (b"--x\r\n", "multipart/form-data"),
+    ],
+    ids=["no-body", "json", "multipart-without-boundary"],
+)
+async def test_predict_without_a_multipart_body_is_the_seed_400(
+    client: httpx.AsyncClient, model: ServedModel, content: bytes, content_type: str | None
+) -> None:
+    """The original read ``request.files.getlist("images")``: no multipart body, no images."""
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await client.post("/predict", content=content, headers=headers)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": f"Please upload exactly {model.frames} images."}

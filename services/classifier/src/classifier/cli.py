@@ -1,5 +1,6 @@
 """``python -m classifier``: the command line. ``serve`` (the default) runs the HTTP service;
-``analyze`` runs the recording pipeline on local videos or image folders, without HTTP."""
+``analyze`` runs the recording pipeline on local videos or image folders, without HTTP; ``keys``
+manages the API keys file (``classifier.security.keys_cli``)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from classifier.core.config import DEFAULT_MODEL_DIR, Settings
-from classifier.core.errors import ClassifierError, DataDirError
+from classifier.core.errors import ClassifierError, DataDirError, KeysFileError, ModelLoadError
 from classifier.core.metrics import MULTIPROCESS_ENV
 from classifier.jobs.data_dir import prepare_data_dir
+from classifier.security import keys_cli
 
 if TYPE_CHECKING:  # the pipeline's imports (PyAV, matplotlib, onnxruntime) wait for a command
     from classifier.model.runtime import SequenceModel
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m classifier",
         description="Classify image sequences with an ONNX model: serve it over HTTP (the "
-        "default) or analyse recordings from the command line.",
+        "default), analyse recordings from the command line, or manage API keys.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
@@ -98,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--subject", default=None, help="carried into every export")
     analyze.add_argument("--session", default=None, help="carried into every export")
+    keys_cli.add_subcommand(commands)
     return parser
 
 
@@ -120,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         return analyze(args)
+    if args.command == "keys":
+        return keys_cli.run(args)
     return serve_main()
 
 
@@ -127,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_main() -> int:
-    from classifier.model.runtime import ModelLoadError, load_model
+    from classifier.model.runtime import load_model
+    from classifier.security.auth import AccessControl
 
     settings = Settings()
     try:
@@ -135,6 +141,11 @@ def serve_main() -> int:
         load_model(settings.model_dir, intra_op_threads=settings.intra_op_threads)
     except ModelLoadError as exc:
         print(f"classifier: cannot serve the model: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        AccessControl.from_settings(settings)  # the keys file, when one is set, must parse
+    except KeysFileError as exc:
+        print(f"classifier: cannot use the API keys: {exc}", file=sys.stderr, flush=True)
         return 2
     try:
         # The job store, uploads and results live there; the same check, before binding.
@@ -291,7 +302,7 @@ def _already_done(
 
 
 def analyze(args: argparse.Namespace) -> int:
-    from classifier.model.runtime import ModelLoadError, load_model
+    from classifier.model.runtime import load_model
     from classifier.recordings.analysis import AnalysisParameters
 
     model_dir = args.model_dir or Path(os.environ.get("CLASSIFIER_MODEL_DIR", DEFAULT_MODEL_DIR))

@@ -3,7 +3,7 @@ lifespan loads and warms up the model and starts and stops the log shipper."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -15,14 +15,16 @@ from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
 from classifier.api.routes import health, jobs, meta, models, oip, predict, recordings
 from classifier.core.config import Settings
-from classifier.core.errors import DataDirError
+from classifier.core.errors import DataDirError, ModelLoadError
 from classifier.core.logs import LogShipper
 from classifier.jobs.data_dir import prepare_data_dir
 from classifier.jobs.runner import JobRunner, RunnableModel
 from classifier.jobs.sqlite_store import SQLiteJobStore
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
-from classifier.model.runtime import ModelLoadError, load_model
+from classifier.model.runtime import load_model
+from classifier.security.auth import AccessControl, document_api_keys
+from classifier.security.cors import install_cors
 
 DESCRIPTION = """
 Classifies short sequences of video frames (by default 24 grayscale 64x64 frames of rodent
@@ -44,6 +46,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build one independent app; nothing is shared with other apps built in the same process."""
     settings = settings or Settings()
     service = ServiceState(settings=settings)
+
+    def key_ring_event(event: str, level: str, fields: Mapping[str, object]) -> None:
+        if service.logs is not None:
+            service.logs.app(event, level=level, **fields)
+
+    # Reads the keys file now: a missing or malformed one stops the app before it serves.
+    service.access_control = AccessControl.from_settings(settings, on_event=key_ring_event)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,6 +113,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sha256=model.manifest.sha256,
                 labels=list(model.manifest.labels),
             )
+            if service.access_control is not None:
+                logs.app(
+                    "api_keys_loaded",
+                    file=str(settings.api_keys_file),
+                    keys=service.access_control.keys.active_count,
+                )
             yield
         finally:
             service.ready = False
@@ -118,11 +133,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await anyio.to_thread.run_sync(logs.close)
             service.metrics.close()
 
+    docs_open = settings.docs_access == "open"
     app = FastAPI(
         title="Image-sequence classifier",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # CLASSIFIER_DOCS_ACCESS=off: no docs UI and no schema at all.
+        docs_url="/docs" if docs_open else None,
+        redoc_url="/redoc" if docs_open else None,
+        openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.service = service
     for router in (
@@ -137,4 +157,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
+    if service.access_control is not None:
+        document_api_keys(app)
+    if settings.cors_origins:
+        install_cors(app, settings.cors_origins)  # last: outermost
     return app

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from classifier.api.arrival import ARRIVAL_KEY
 from tests.support.app_client import app_client
 from tests.support.frames import files, sequence
+from tests.support.waiting import until_in_flight
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def test_work_beyond_capacity_is_shed_with_retry_after(
     holder = asyncio.create_task(
         one_slot.post("/v1/models/brightness/classify", content=held_body(), headers=headers)
     )
-    await asyncio.sleep(0.05)
+    await until_in_flight(one_slot, 1)  # the holder has the slot (scrapes are never shed)
 
     shed_v1 = await one_slot.post(
         "/v1/models/brightness/classify", files=files("frames", sequence(0))

@@ -136,7 +136,7 @@ async def test_server_health(client: httpx.AsyncClient) -> None:
     assert (ready.status_code, ready.json()) == (200, {"ready": True})
 
 
-BRIGHTNESS_METADATA = {
+BRIGHTNESS_METADATA: dict[str, Any] = {
     "name": "brightness",
     "versions": ["0.0.1"],
     "platform": "onnx_onnxv1",

@@ -42,12 +42,50 @@ async def test_predict_only_counts_the_images_field(client: httpx.AsyncClient) -
     assert response.json() == {"error": "Please upload exactly 24 images."}
 
 
-async def test_predict_errors_keep_the_seed_shape(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"", {}),  # no body, no content type
+        (b"{}", {"content-type": "application/json"}),
+        (b"images=a.png", {"content-type": "application/x-www-form-urlencoded"}),
+        (b"--x\r\n", {"content-type": "multipart/form-data"}),  # no boundary
+        (
+            b'--B\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\nab',
+            {"content-type": "multipart/form-data; boundary=B"},
+        ),  # cut short
+    ],
+    ids=["no-body", "json", "urlencoded", "no-boundary", "truncated"],
+)
+async def test_predict_refuses_a_body_without_images_as_the_seed_did(
+    client: httpx.AsyncClient, content: bytes, headers: dict[str, str]
+) -> None:
+    """The original read request.files.getlist("images"): no usable multipart body, no images."""
+    response = await client.post("/predict", content=content, headers=headers)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "Please upload exactly 24 images."}
+
+
+async def test_v1_still_refuses_a_body_that_is_not_multipart_with_415(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.post(
-        "/predict", content=b"{}", headers={"content-type": "application/json"}
+        "/v1/models/brightness/classify",
+        content=b"{}",
+        headers={"content-type": "application/json"},
     )
 
     assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["detail"]
+
+
+async def test_predict_errors_keep_the_seed_shape(client: httpx.AsyncClient) -> None:
+    frames = sequence(100)
+    frames[3] = b"not an image"
+    response = await client.post("/predict", files=files("images", frames))
+
+    assert response.status_code == 422
     assert response.headers["content-type"] == "application/json"
     assert list(response.json()) == ["error"]
-    assert "multipart/form-data" in response.json()["error"]
+    assert "frame 3" in response.json()["error"]

@@ -23,6 +23,7 @@ from fluent import sender as fluent_sync_sender
 
 from classifier.core.logs import LogShipper
 from harness.forward_receiver import ForwardReceiver, ReceivedRecord
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -84,13 +85,6 @@ def emit_burst(shipper: LogShipper, prefix: str, count: int, pad: int = 0) -> fl
 
 def with_prefix(prefix: str) -> Callable[[ReceivedRecord], bool]:
     return lambda received: str(received.record.get("request_id", "")).startswith(prefix)
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 # --- the classifier's shipper ---------------------------------------------------------------
@@ -157,7 +151,8 @@ async def test_receiver_down_nothing_waits_drops_are_counted_and_shipping_resume
 
     slowest = emit_burst(shipper, "down", 1000, pad=200)
     assert slowest < SINGLE_EMIT_MAX_S
-    await eventually(lambda: shipper.dropped > 0)  # counted while it happens, for /metrics
+    # Counted while it happens, for /metrics.
+    await eventually(lambda: shipper.dropped > 0, "drops counted", within=5)
 
     await receiver.start()  # same port
     for n in range(5):  # fluent-logger reconnects on the next record it sends
@@ -380,7 +375,7 @@ async def test_receiver_command_line_runs_until_sigterm(tmp_path: Path) -> None:
         record = ["classifier.app", int(time.time()), {"event": "startup"}]
         await send_raw(client, msgpack.packb(record))
         app_dir = tmp_path / "classifier.app"
-        await eventually(lambda: app_dir.exists() and any(app_dir.glob("*.log")))
+        await eventually(lambda: any(app_dir.glob("*.log")), "app log written", within=5)
         [log_file] = app_dir.glob("*.log")
         await eventually(lambda: "startup" in log_file.read_text())
     finally:

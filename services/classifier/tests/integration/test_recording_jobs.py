@@ -12,12 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +26,10 @@ from PIL import Image
 
 from behaviour_clips import clip_to_png_bytes, generate_clip, generate_recording
 from classifier.core.config import DEFAULT_MODEL_DIR
+from harness.processes import free_port
 from tests.support.frames import files
 from tests.support.recording_files import leftover_uploads, video_bytes, wait_for_status
-from tests.support.server import classifier_env, free_port, wait_ready
+from tests.support.server import ServerProcess, classifier_env, running_classifier
 
 pytestmark = pytest.mark.integration
 
@@ -67,56 +66,12 @@ def medium_recording() -> bytes:
     return video_bytes(np.concatenate([frames] * 3))
 
 
-@dataclass
-class LoggedServer:
-    """A ``python -m classifier`` process whose output goes to a file as it is written.
-
-    Not a pipe read at the end: these tests poll for many seconds with access records on stdout,
-    and a full pipe would block the server's writes (and so its event loop)."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    port: int
-    log: Path
-
-    def output(self) -> str:
-        """Everything the process wrote, once it has exited."""
-        self.process.wait(timeout=60)
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-@contextmanager
-def running_classifier(model_dir: Path, env: dict[str, str]) -> Iterator[LoggedServer]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="classifier-output-") as folder:
-        log = Path(folder) / "output.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "classifier"],
-                env=classifier_env(model_dir, port, **env),
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-            )
-        server = LoggedServer(process, f"http://127.0.0.1:{port}", port, log)
-        try:
-            wait_ready(server.url, process)
-            yield server
-        finally:
-            if process.poll() is None:
-                process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 async def _no_server_errors(response: httpx.Response) -> None:
     assert response.status_code < 500, f"{response.request.url}: {response.status_code}"
 
 
 @asynccontextmanager
-async def client_of(server: LoggedServer) -> AsyncIterator[httpx.AsyncClient]:
+async def client_of(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
         base_url=server.url, timeout=60, event_hooks={"response": [_no_server_errors]}
     ) as client:

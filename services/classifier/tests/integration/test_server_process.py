@@ -9,14 +9,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
+from harness.processes import free_port
 from tests.support.frames import encode, files, gray_frame, sequence
-from tests.support.server import classifier_env, free_port, running_classifier
+from tests.support.server import classifier_env, running_classifier
+from tests.support.waiting import until_in_flight
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +93,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_0(model_dir: Path) -
                 request = client.build_request("POST", URL, files=body_files)
                 body = request.read()
 
-                async def trickle():  # type: ignore[no-untyped-def]
+                async def trickle() -> AsyncIterator[bytes]:
                     step = len(body) // 10
                     for start in range(0, len(body), step):
                         yield body[start : start + step]
@@ -101,7 +104,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits_0(model_dir: Path) -
                 return await client.post(URL, content=trickle(), headers=headers)
 
             in_flight = [asyncio.create_task(slow_upload()) for _ in range(3)]
-            await asyncio.sleep(0.3)
+            await until_in_flight(client, 3)  # every upload admitted, its body still trickling
             server.process.send_signal(signal.SIGTERM)
             responses = await asyncio.gather(*in_flight)
         code = server.process.wait(timeout=30)
@@ -120,7 +123,7 @@ async def test_health_answers_promptly_while_large_uploads_decode(model_dir: Pat
             uploads = [
                 asyncio.create_task(client.post(URL, files=files("frames", big))) for _ in range(4)
             ]
-            await asyncio.sleep(0.3)  # let the uploads arrive and decoding start
+            await until_in_flight(client, 4)  # every upload admitted: receiving or decoding
             health_times = []
             for _ in range(5):
                 started = time.perf_counter()
@@ -142,16 +145,17 @@ async def test_client_disconnect_mid_upload_leaves_the_service_healthy(model_dir
             b'--B\r\nContent-Disposition: form-data; name="frames"; filename="a.png"\r\n'
             b"Content-Type: image/png\r\n\r\n"
         ) + encode(gray_frame(1))
-        for attempt in range(5):
-            with socket.create_connection(("127.0.0.1", server.port)) as raw:
-                raw.sendall(
-                    f"POST {URL} HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-{attempt}\r\n"
-                    "Content-Type: multipart/form-data; boundary=B\r\n"
-                    "Content-Length: 100000\r\n\r\n".encode()
-                    + body_start
-                )
-                await asyncio.sleep(0.1)
         async with httpx.AsyncClient(base_url=server.url) as client:
+            for attempt in range(5):
+                with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                    raw.sendall(
+                        f"POST {URL} HTTP/1.1\r\nHost: x\r\nX-Request-ID: gone-{attempt}\r\n"
+                        "Content-Type: multipart/form-data; boundary=B\r\n"
+                        "Content-Length: 100000\r\n\r\n".encode()
+                        + body_start
+                    )
+                    await until_in_flight(client, 1)  # the service is reading the body
+                await until_in_flight(client, 0)  # and has noticed the client is gone
             after = await client.post(URL, files=files("frames", sequence(0)))
             ready = await client.get("/health/ready")
         server.process.send_signal(signal.SIGTERM)
@@ -250,7 +254,9 @@ async def test_requests_queued_behind_a_busy_worker_are_shed(model_dir: Path) ->
         try:
             async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
                 held = asyncio.create_task(client.post(URL, files=files("frames", [flat] * 24)))
-                await asyncio.sleep(0.2)  # the upload is in and decoding
+                # The upload is in and decoding. A pause, not a poll: the one worker's loop is
+                # blocked from then on, so it cannot be asked; the premise is checked below.
+                await asyncio.sleep(0.2)
                 replies = await asyncio.to_thread(_exchange, sockets, request)
                 blocker = await held
                 after = await client.post(URL, files=files("frames", sequence(255)))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from classifier.jobs.records import (
+    Claim,
     JobFilters,
     JobStatus,
     ModelSummary,
@@ -56,7 +57,9 @@ def store(tmp_path: Path, clock: Clock) -> SQLiteJobStore:
     return SQLiteJobStore(tmp_path / "jobs.sqlite3", clock=clock)
 
 
-def claim(store: SQLiteJobStore, worker: str = "w1", *, max_running: int = 1, lease: float = 10):
+def claim(
+    store: SQLiteJobStore, worker: str = "w1", *, max_running: int = 1, lease: float = 10
+) -> Claim | None:
     return store.claim(worker, lease_s=lease, max_running=max_running, models=[MODEL.name])
 
 
@@ -259,7 +262,9 @@ def test_expired_lists_finished_jobs_past_the_cutoff_and_delete_removes_them(
     assert counts[JobStatus.CANCELLED] == 0
 
 
-def _claim_in_another_process(path: str, worker: str, results: multiprocessing.Queue) -> None:
+def _claim_in_another_process(
+    path: str, worker: str, results: multiprocessing.Queue[tuple[str, list[str]]]
+) -> None:
     store = SQLiteJobStore(Path(path))
     taken = []
     for _ in range(10):
@@ -275,7 +280,7 @@ def test_the_limit_holds_for_processes_claiming_at_once(tmp_path: Path) -> None:
     for index in range(10):
         store.create(new_job(f"job{index}"))
     context = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue = context.Queue()
+    results: multiprocessing.Queue[tuple[str, list[str]]] = context.Queue()
     processes = [
         context.Process(target=_claim_in_another_process, args=(str(path), f"w{n}", results))
         for n in range(4)

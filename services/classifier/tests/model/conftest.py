@@ -1,4 +1,4 @@
-"""Shared data for the model tests: the bundled model, its manifest and a runtime session."""
+"""Shared data for the model tests: the bundled model as the service loads it, and its manifest."""
 
 from __future__ import annotations
 
@@ -6,17 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-import onnxruntime
 import pytest
-from training.heldout import InputSpec
+from training.heldout import Runner
+
+from classifier.model.manifest import InputSpec
+from classifier.model.runtime import SequenceModel, load_model
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "rodent-behaviour"
 
 
 @pytest.fixture(scope="session")
 def manifest() -> dict[str, Any]:
+    """The manifest as written on disk, for the tests of what training recorded in it."""
     loaded: dict[str, Any] = json.loads((MODEL_DIR / "manifest.json").read_text())
     return loaded
 
@@ -27,20 +28,16 @@ def model_path(manifest: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spec(manifest: dict[str, Any]) -> InputSpec:
-    return InputSpec.from_manifest(manifest)
+def model() -> SequenceModel:
+    """Loaded, checked against its manifest and warmed up by the service's own loader."""
+    return load_model(MODEL_DIR)
 
 
 @pytest.fixture(scope="session")
-def session(model_path: Path) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
+def spec(model: SequenceModel) -> InputSpec:
+    return model.manifest.input
 
 
 @pytest.fixture(scope="session")
-def run_model(session: onnxruntime.InferenceSession, manifest: dict[str, Any]) -> Any:
-    input_name, output_name = manifest["input"]["name"], manifest["output"]["name"]
-
-    def run(batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.asarray(session.run([output_name], {input_name: batch})[0])
-
-    return run
+def run_model(model: SequenceModel) -> Runner:
+    return model.run

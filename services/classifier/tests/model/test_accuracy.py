@@ -11,12 +11,13 @@ from training.heldout import (
     TRAIN_SEED_START,
     VALIDATION_SEED_START,
     Evaluation,
-    InputSpec,
+    Runner,
     evaluate,
     heldout_items,
 )
 
 from behaviour_clips import LABELS
+from classifier.model.manifest import InputSpec
 
 PER_CLASS = 40
 OVERALL_TARGET = 0.97
@@ -25,7 +26,7 @@ DEGRADED_MARGIN = 0.03
 
 
 @pytest.fixture(scope="module")
-def clean(run_model: Any, spec: InputSpec) -> Evaluation:
+def clean(run_model: Runner, spec: InputSpec) -> Evaluation:
     return evaluate(run_model, spec, heldout_items(PER_CLASS), "png")
 
 
@@ -45,7 +46,7 @@ def test_clean_accuracy_overall_and_per_class(clean: Evaluation) -> None:
 
 @pytest.mark.parametrize("variant", ["jpeg_q75", "rgb128"])
 def test_degraded_delivery_stays_within_3_points(
-    variant: str, clean: Evaluation, run_model: Any, spec: InputSpec
+    variant: str, clean: Evaluation, run_model: Runner, spec: InputSpec
 ) -> None:
     degraded = evaluate(run_model, spec, heldout_items(PER_CLASS), variant)
     assert degraded.accuracy >= clean.accuracy - DEGRADED_MARGIN, degraded.per_class_accuracy

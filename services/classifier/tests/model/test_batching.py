@@ -3,16 +3,15 @@ identical to running each clip alone."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from training.heldout import Runner
 
 from behaviour_clips import LABELS, generate_clip
 
 LARGEST_BATCH = 64
 
 
-def test_every_batch_size_from_1_to_64_agrees_with_batch_1(run_model: Any) -> None:
+def test_every_batch_size_from_1_to_64_agrees_with_batch_1(run_model: Runner) -> None:
     clips = np.stack(
         [
             generate_clip(LABELS[index % len(LABELS)], 700 + index)[..., None]

@@ -1,4 +1,4 @@
-"""The bundled model gives the recorded answer on a fixed clip, as the service would compute it."""
+"""The bundled model gives the recorded answer on a fixed clip, as the service computes it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from training.heldout import InputSpec, decode_frames, softmax
+from training.heldout import service_probabilities
 
 from behaviour_clips import LABELS, clip_to_png_bytes, generate_clip
+from classifier.model.runtime import SequenceModel
 
 GOLDEN = json.loads((Path(__file__).parent / "golden.json").read_text())
 
@@ -25,10 +26,9 @@ def test_fixture_belongs_to_the_bundled_model(manifest: dict[str, Any]) -> None:
     assert GOLDEN["model_sha256"] == manifest["sha256"]
 
 
-def test_golden_probabilities(run_model: Any, spec: InputSpec) -> None:
+def test_golden_probabilities(model: SequenceModel) -> None:
     clip = generate_clip(GOLDEN["label"], GOLDEN["seed"])
-    tensor = decode_frames(clip_to_png_bytes(clip), spec)[None]
-    probabilities = softmax(run_model(tensor))[0]
+    probabilities = service_probabilities(model, clip_to_png_bytes(clip))
     np.testing.assert_allclose(
         probabilities, GOLDEN["probabilities"], atol=GOLDEN["tolerance"], rtol=0
     )

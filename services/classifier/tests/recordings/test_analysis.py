@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from classifier.core.errors import (
     AnalysisCancelledError,
@@ -241,6 +241,7 @@ def test_the_ethogram_is_a_png_with_its_provenance(
         assert 1000 <= image.width <= 2000
         assert 300 <= image.height <= 1000
         image.load()
+        assert isinstance(image, PngImagePlugin.PngImageFile)
         described = json.loads(image.text["Description"])
     assert described["input_sha256"] == provenance.input_sha256
     assert described["model_name"] == "rodent-behaviour"

@@ -47,6 +47,11 @@ def test_help_lists_the_subcommands_instead_of_starting_the_server() -> None:
     assert result.returncode == 0
     assert "serve" in result.stdout
     assert "analyze" in result.stdout
+    assert "keys" in result.stdout
+    keys = _python_m_classifier("keys", "--help")
+    assert keys.returncode == 0
+    for action in ("add", "rotate", "list", "revoke"):
+        assert action in keys.stdout
     analyze = _python_m_classifier("analyze", "--help")
     assert analyze.returncode == 0
     for option in ("--out", "--model-dir", "--stride", "--min-bout-ms", "--bin-s", "--fps"):

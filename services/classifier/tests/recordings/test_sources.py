@@ -94,11 +94,14 @@ def test_video_frames_get_the_pixels_v1_gives_the_same_image(tmp_path: Path) -> 
     pixels, _ = generate_recording(22, 12, size=96)
     path = encode_video(tmp_path / "colour.mp4", to_rgb(pixels))
     with av.open(str(path)) as container:
-        decoded_rgb = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        decoded_rgb = [
+            np.asarray(f.to_ndarray(format="rgb24"), dtype=np.uint8)
+            for f in container.decode(video=0)
+        ]
     ours = [frame.pixels for frame in VideoSource(path).frames(SPEC)]
     assert len(ours) == len(decoded_rgb) == 12
     for index, (rgb, mine) in enumerate(zip(decoded_rgb, ours, strict=True)):
-        upload = UploadedFrame(index, f"{index}.png", "image/png", png_bytes(rgb))
+        upload = UploadedFrame(index, f"{index}.png", png_bytes(rgb))
         assert np.array_equal(decode_frame(upload, SPEC, LIMITS), mine)
 
 
@@ -111,7 +114,7 @@ def test_an_image_folder_is_decoded_as_v1_decodes_each_file(
     decoded = list(source.frames(SPEC))
     assert [frame.time_s for frame in decoded] == pytest.approx([i / 25 for i in range(30)])
     for frame, path in zip(decoded, paths, strict=True):
-        upload = UploadedFrame(frame.index, path.name, None, path.read_bytes())
+        upload = UploadedFrame(frame.index, path.name, path.read_bytes())
         assert np.array_equal(decode_frame(upload, SPEC, LIMITS), frame.pixels)
 
 
@@ -179,8 +182,8 @@ def test_a_video_cut_before_its_index_is_corrupt_not_foreign(
 
 
 def test_damaged_frame_data_fails_naming_the_frame(faststart_mp4: Path, tmp_path: Path) -> None:
-    path = garble(shutil.copy(faststart_mp4, tmp_path / "damaged.mp4"), at=0.5, length=1000)
-    error = _first_error(Path(path))
+    path = garble(Path(shutil.copy(faststart_mp4, tmp_path / "damaged.mp4")), at=0.5, length=1000)
+    error = _first_error(path)
     assert isinstance(error, CorruptRecordingError)
     assert "damaged.mp4: decoding stopped at frame " in error.detail
     stopped = int(error.detail.split("stopped at frame ")[1].split()[0])

@@ -35,9 +35,12 @@ def video_bytes(
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container) as output:
         stream = output.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = options if options is not None else {"crf": "18", "preset": "ultrafast"}
+        stream.options = dict(
+            options if options is not None else {"crf": "18", "preset": "ultrafast"}
+        )
         for pixels in frames:
             frame = av.VideoFrame.from_ndarray(np.repeat(pixels[..., None], 3, axis=2), "rgb24")
             for packet in stream.encode(frame):

@@ -3,48 +3,39 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from harness.processes import LOOPBACK, free_port, stop, wait_http_ok
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+READY_TIMEOUT = 30.0
+STOP_GRACE = 30.0
 
 
 @dataclass
 class ServerProcess:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     url: str
     port: int
-    _output: str | None = None
+    sink: IO[bytes]
+    """Where the process writes stdout and stderr: a file, so a chatty server never blocks on a
+    full pipe that nobody reads yet."""
 
     def output(self) -> str:
         """Everything the process wrote (stdout and stderr together), once it has exited."""
-        if self._output is None:
-            self._output, _ = self.process.communicate(timeout=30)
-        return self._output
+        self.process.wait(timeout=STOP_GRACE)
+        self.sink.seek(0)
+        return self.sink.read().decode("utf-8", errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.output()
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.output()
+        stop(self.process, STOP_GRACE)
 
 
 #: Passed on from the test's environment: the data folder the ``data_dir`` fixture chose.
@@ -58,43 +49,33 @@ def classifier_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         CLASSIFIER_MODEL_DIR=str(model_dir),
         CLASSIFIER_PORT=str(port),
-        CLASSIFIER_HOST="127.0.0.1",
+        CLASSIFIER_HOST=LOOPBACK,
     )
     env.update(extra)
     return env
-
-
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
-    """Poll /health/ready the way the compose healthcheck does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"classifier exited with {process.returncode} before ready")
-        try:
-            with urllib.request.urlopen(f"{url}/health/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"classifier at {url} not ready within {timeout} s")
 
 
 @contextmanager
 def running_classifier(
     model_dir: Path, env: Mapping[str, str] | None = None
 ) -> Iterator[ServerProcess]:
+    """The classifier serving ``model_dir``, once /health/ready answers 200; stopped after."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "classifier"],
-        env=classifier_env(model_dir, port, **(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", port)
-    try:
-        wait_ready(server.url, process)
-        yield server
-    finally:
-        server.stop()
+    with tempfile.TemporaryFile() as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "classifier"],
+            env=classifier_env(model_dir, port, **(env or {})),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        server = ServerProcess(process, f"http://{LOOPBACK}:{port}", port, sink)
+        try:
+            wait_http_ok(
+                f"{server.url}/health/ready",
+                what="the classifier",
+                timeout=READY_TIMEOUT,
+                process=process,
+            )
+            yield server
+        finally:
+            server.stop()

@@ -96,3 +96,91 @@ def write_model_dir(
     manifest = manifest_for(model_bytes, **manifest_overrides)
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return directory
+
+
+def _checked(graph: onnx.GraphProto) -> onnx.ModelProto:
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    return model
+
+
+def brightness_frame_encoder(
+    height: int = 64, width: int = 64, channels: int = 1
+) -> onnx.ModelProto:
+    """The brightness model's first half: frames ``[N, H, W, C]`` -> embeddings ``[N, 1]``, each
+    frame's mean pixel."""
+    nodes = [
+        helper.make_node("ReduceMean", ["frames", "axes"], ["mean"], keepdims=1),
+        helper.make_node("Reshape", ["mean", "flat_shape"], ["embeddings"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([1, 2, 3], dtype=np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), "flat_shape"),
+    ]
+    frames = helper.make_tensor_value_info(
+        "frames", TensorProto.FLOAT, ["frames", height, width, channels]
+    )
+    embeddings = helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["frames", 1])
+    return _checked(
+        helper.make_graph(nodes, "brightness_encoder", [frames], [embeddings], initializers)
+    )
+
+
+def brightness_temporal_head(
+    frames: int = 24, labels: int = 4, scale: float = -20.0, embedding_size: int = 1
+) -> onnx.ModelProto:
+    """The second half: windows ``[W, T, 1]`` -> the mean of their embeddings, scored as
+    mean_brightness_model scores it. Another ``scale`` makes a head that disagrees with it."""
+    centres = np.array([k / (labels - 1) for k in range(labels)], dtype=np.float32)
+    nodes = [
+        # Averaging every axis but the windows' also accepts a (wrongly) wider embedding.
+        helper.make_node("ReduceMean", ["embeddings", "axes"], ["mean"], keepdims=0),
+        helper.make_node("Unsqueeze", ["mean", "last"], ["mean_2d"]),
+        helper.make_node("Sub", ["mean_2d", "centres"], ["delta"]),
+        helper.make_node("Mul", ["delta", "delta"], ["squared"]),
+        helper.make_node("Mul", ["squared", "scale"], ["logits"]),
+    ]
+    initializers = [
+        numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "axes"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "last"),
+        numpy_helper.from_array(centres.reshape(1, labels), "centres"),
+        numpy_helper.from_array(np.array([scale], dtype=np.float32), "scale"),
+    ]
+    windows = helper.make_tensor_value_info(
+        "embeddings", TensorProto.FLOAT, ["windows", frames, embedding_size]
+    )
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["windows", labels])
+    return _checked(helper.make_graph(nodes, "brightness_head", [windows], [logits], initializers))
+
+
+def write_parts(
+    directory: Path,
+    encoder: onnx.ModelProto | None = None,
+    head: onnx.ModelProto | None = None,
+    **part_overrides: dict[str, Any],
+) -> Path:
+    """Add ``frame_encoder.onnx``, ``temporal_head.onnx`` and the manifest's ``parts`` section
+    to a folder made by write_model_dir; ``frame_encoder={...}`` etc. override entries."""
+    files = {
+        "frame_encoder": ("frame_encoder.onnx", encoder or brightness_frame_encoder()),
+        "temporal_head": ("temporal_head.onnx", head or brightness_temporal_head()),
+    }
+    parts: dict[str, dict[str, Any]] = {}
+    for role, (filename, graph) in files.items():
+        data = graph.SerializeToString()
+        (directory / filename).write_bytes(data)
+        parts[role] = {
+            "file": filename,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "input": graph.graph.input[0].name,
+            "output": graph.graph.output[0].name,
+        }
+    parts["frame_encoder"]["embedding_size"] = 1
+    for role, overrides in part_overrides.items():
+        parts[role].update(overrides)
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest["parts"] = parts
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return directory

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier.core.arrays import FloatArray
 from classifier.core.metrics import Metrics
 from classifier.model.engine import InferenceEngine
-from classifier.model.runtime import FloatArray, SequenceModel, load_model
+from classifier.model.runtime import SequenceModel, load_model
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ async def test_concurrent_callers_each_get_their_own_answer(
     await engine.start()
     levels = [0.0, 1 / 3, 2 / 3, 1.0] * 10
     try:
-        results = await asyncio.gather(*(engine.predict(_sequence(v)) for v in levels))
+        results = await asyncio.gather(*(engine.infer(_sequence(v)) for v in levels))
     finally:
         await engine.stop()
 
@@ -65,12 +67,14 @@ async def test_answers_match_the_model_run_alone(model: SequenceModel) -> None:
     await engine.start()
     batch = np.random.default_rng(3).random((6, 24, 64, 64, 1), dtype=np.float32)
     try:
-        results = await asyncio.gather(*(engine.predict(batch[i : i + 1]) for i in range(6)))
+        results = await asyncio.gather(*(engine.infer(batch[i : i + 1]) for i in range(6)))
     finally:
         await engine.stop()
 
     np.testing.assert_allclose(
-        np.concatenate([r.probabilities for r in results]), model.predict(batch), atol=1e-6
+        np.concatenate([r.probabilities for r in results]),
+        model.probabilities_for(batch),
+        atol=1e-6,
     )
     np.testing.assert_allclose(
         np.concatenate([r.scores for r in results]), model.run(batch), atol=1e-5
@@ -81,8 +85,8 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(model: SequenceMod
     engine = InferenceEngine(model, Metrics(), max_batch=8, max_delay=0.05)
     await engine.start()
     try:
-        doomed = asyncio.create_task(engine.predict(_sequence(0.0)))
-        kept = asyncio.create_task(engine.predict(_sequence(1.0)))
+        doomed = asyncio.create_task(engine.infer(_sequence(0.0)))
+        kept = asyncio.create_task(engine.infer(_sequence(1.0)))
         await asyncio.sleep(0)
         doomed.cancel()
         probabilities = (await kept).probabilities
@@ -96,9 +100,10 @@ async def test_a_cancelled_caller_does_not_disturb_the_others(model: SequenceMod
 async def test_stop_fails_what_is_still_queued(model: SequenceModel) -> None:
     engine = InferenceEngine(model, Metrics(), max_batch=8, max_delay=10.0)
     await engine.start()
-    first = asyncio.create_task(engine.predict(_sequence(0.0)))
-    await asyncio.sleep(0.01)  # the runner holds it, waiting for more
-    second = asyncio.create_task(engine.predict(_sequence(0.0)))
+    first = asyncio.create_task(engine.infer(_sequence(0.0)))
+    # The runner has taken it off the queue and holds it, waiting for more.
+    await eventually(lambda: len(engine._held) == 1, "the runner holds the first request")
+    second = asyncio.create_task(engine.infer(_sequence(0.0)))
     await asyncio.sleep(0)
     await engine.stop()
 
@@ -133,7 +138,7 @@ async def test_calls_expected_to_be_quick_run_on_the_event_loop(
     engine = InferenceEngine(timed, Metrics(), inline_below=inline_below)
     await engine.start()
     try:
-        result = await engine.predict(np.concatenate([_sequence(1.0)] * sequences))
+        result = await engine.infer(np.concatenate([_sequence(1.0)] * sequences))
     finally:
         await engine.stop()
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier.core.errors import ModelLoadError
 from classifier.model.manifest import load_manifest
-from classifier.model.runtime import ModelLoadError, load_model, softmax
+from classifier.model.runtime import load_model, softmax
 from tests.support.tiny_models import LABELS, mean_brightness_model, write_model_dir
 
 
@@ -27,7 +28,7 @@ def test_a_consistent_model_loads_and_predicts(model_dir: Path) -> None:
     assert model.manifest.labels == LABELS
     batch = np.full((3, 24, 64, 64, 1), 1.0, dtype=np.float32)
     batch[1] = 0.0
-    probabilities = model.predict(batch)
+    probabilities = model.probabilities_for(batch)
     assert probabilities.shape == (3, 4)
     assert probabilities.sum(axis=1) == pytest.approx([1, 1, 1], abs=1e-6)
     assert list(probabilities.argmax(axis=1)) == [3, 0, 3]

@@ -10,14 +10,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from classifier.core.errors import ContentTooLargeError, InvalidTensorError
+from classifier.core.errors import (
+    ContentTooLargeError,
+    InvalidTensorError,
+    UnsupportedContentEncodingError,
+)
 from classifier.model.manifest import InputSpec, Manifest
 from classifier.pipeline.oip_codec import (
-    MAX_BATCH,
+    MAX_SEQUENCES_PER_REQUEST,
     EncodedResponse,
     InferenceRequest,
     RequestedOutput,
-    UnsupportedContentEncodingError,
     decode_inference_request,
     decompress_body,
     encode_inference_response,
@@ -93,7 +96,7 @@ def test_model_metadata_of_a_logits_model() -> None:
             "labels": '["a","b, c","d"]',
             "layout": "NTHWC",
             "scaling": "unit",
-            "max_batch_size": MAX_BATCH,
+            "max_batch_size": MAX_SEQUENCES_PER_REQUEST,
         },
     }
     assert json.loads(model_metadata(_manifest())["parameters"]["labels"]) == ["a", "b, c", "d"]
@@ -197,7 +200,6 @@ def test_uint8_json_scales_exactly_like_the_frame_pipeline() -> None:
     assert decoded.batch.dtype == np.float32
     assert decoded.batch.shape == (1, 3, 4, 5, 1)
     assert np.array_equal(decoded.batch, expected)
-    assert decoded.datatype == "UINT8"
 
 
 def test_uint8_with_raw_scaling_is_pixels_as_floats() -> None:
@@ -242,9 +244,14 @@ def test_ntchw_layout_takes_its_own_shape() -> None:
 
 
 def test_the_largest_batch_is_accepted() -> None:
-    decoded = _decode(_request(shape=[MAX_BATCH, *SHAPE[1:]], data=[1] * COUNT * MAX_BATCH))
+    decoded = _decode(
+        _request(
+            shape=[MAX_SEQUENCES_PER_REQUEST, *SHAPE[1:]],
+            data=[1] * COUNT * MAX_SEQUENCES_PER_REQUEST,
+        )
+    )
 
-    assert decoded.batch.shape == (MAX_BATCH, 3, 4, 5, 1)
+    assert decoded.batch.shape == (MAX_SEQUENCES_PER_REQUEST, 3, 4, 5, 1)
 
 
 def test_id_and_requested_outputs() -> None:
@@ -374,7 +381,7 @@ SHAPE_NEEDED = "[N, 3, 4, 5, 1] (NTHWC, 1 <= N <= 64)"
             "input 'frames' has shape [0, 3, 4, 5, 1]: the batch must hold at least 1 sequence",
         ),
         (
-            _with(shape=[MAX_BATCH + 1, 3, 4, 5, 1]),
+            _with(shape=[MAX_SEQUENCES_PER_REQUEST + 1, 3, 4, 5, 1]),
             b"",
             "input 'frames' has a batch of 65 sequences, over the limit of 64 per request",
         ),

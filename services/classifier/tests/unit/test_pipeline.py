@@ -109,7 +109,7 @@ async def test_parse_upload_requires_a_closing_boundary() -> None:
 
 
 def _frame(data: bytes, index: int = 0, name: str = "f.png") -> UploadedFrame:
-    return UploadedFrame(index=index, filename=name, content_type=None, data=data)
+    return UploadedFrame(index=index, filename=name, data=data)
 
 
 def _pillow_reference(data: bytes, spec: InputSpec) -> np.ndarray:

@@ -7,7 +7,7 @@ worker thread, which cost three thread hand-offs per request for what is an attr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -19,6 +19,9 @@ from classifier.jobs.data_dir import DataDir
 from classifier.jobs.runner import JobRunner
 from classifier.jobs.store import JobStore
 from classifier.model.repository import ModelRepository, ServedModel
+
+if TYPE_CHECKING:
+    from classifier.security.auth import AccessControl
 
 
 @dataclass(slots=True)
@@ -36,6 +39,7 @@ class ServiceState:
     data: DataDir | None = None
     runner: JobRunner | None = None
     uploads_in_flight: int = 0  # recording uploads being received by this process
+    access_control: AccessControl | None = None  # API keys and their limits; None: keys off
 
 
 async def get_service(request: Request) -> ServiceState:

@@ -13,9 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from classifier.api.access import CLIENT_CLOSED_REQUEST, note_error
 from classifier.core.errors import ClassifierError, ClientDisconnectedError
-
-CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client gone before the answer
 
 PROBLEM_TYPE_BASE = "https://github.com/image-sequence-classifier/problems/"
 
@@ -59,28 +58,30 @@ def _request_id(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _note_error(request: Request, exc: Exception) -> None:
-    access = getattr(request.state, "access", None)
-    if isinstance(access, dict):
-        access["error"] = type(exc).__name__
+def domain_error_response(
+    request_path: str, exc: ClassifierError, request_id: str | None
+) -> JSONResponse:
+    """A domain error as the route family of ``request_path`` renders it, with its headers."""
+    return error_response(
+        request_path,
+        status=exc.status_code,
+        detail=exc.detail,
+        request_id=request_id,
+        slug=exc.slug,
+        title=exc.title,
+        headers=exc.headers(),
+    )
 
 
 async def _on_classifier_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClassifierError)
-    _note_error(request, exc)
-    return error_response(
-        request.url.path,
-        status=exc.status_code,
-        detail=exc.detail,
-        request_id=_request_id(request),
-        slug=exc.slug,
-        title=exc.title,
-    )
+    note_error(request, exc)
+    return domain_error_response(request.url.path, exc, _request_id(request))
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    _note_error(request, exc)
+    note_error(request, exc)
     problems = []
     for error in exc.errors():
         where = ".".join(str(part) for part in error.get("loc", ()))
@@ -108,7 +109,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
     # Nobody is left to read an answer; the status is for the access record.
-    _note_error(request, exc)
+    note_error(request, exc)
     return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 

@@ -1,4 +1,4 @@
-"""Per-request plumbing around every route: request id, admission control, metrics, access log.
+"""Per-request plumbing around every route: request id, key check, admission, metrics, access log.
 
 A plain ASGI middleware (not ``BaseHTTPMiddleware``) so bodies stream through untouched and a
 request costs one function call here, not an extra task.
@@ -10,18 +10,17 @@ import logging
 import re
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from classifier.api.access import ACCESS_STATE_KEY, CLIENT_CLOSED_REQUEST, AccessRecord
 from classifier.api.arrival import ARRIVAL_KEY
-from classifier.api.errors import CLIENT_CLOSED_REQUEST, error_response
+from classifier.api.errors import domain_error_response, error_response
+from classifier.security.auth import KEY_NAME_STATE, REFUSED_STATE
 
 if TYPE_CHECKING:
     from classifier.api.deps import ServiceState
-    from classifier.model.runtime import SequenceModel
-    from classifier.pipeline.answer import Classification
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Echo a client's id only when it is a sane token; anything else gets a fresh id.
@@ -43,17 +42,6 @@ def _request_id(scope: Scope) -> str:
         if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
             return value.decode("ascii")
     return uuid.uuid4().hex
-
-
-def record_classification(
-    request: Request, model: SequenceModel, frames: int, verdict: Classification | None
-) -> None:
-    """What the request's access record says of its model call: the model, its version, the
-    frames classified, and the label and confidence when there was one verdict."""
-    access: dict[str, Any] = request.state.access
-    access.update(model=model.name, model_version=model.version, frames=frames)
-    if verdict is not None:
-        access.update(label=verdict.label, confidence=round(verdict.confidence, 6))
 
 
 _RECORDING_UPLOAD = re.compile(r"^/v1/models/[^/]+/recordings/?$")
@@ -84,29 +72,43 @@ class RequestContextMiddleware:
         # Latency counts from the request's arrival when the server stamped it (see arrival).
         start = scope.get(ARRIVAL_KEY, now)
         request_id = _request_id(scope)
-        access: dict[str, Any] = {}
-        # A copy: a server (or test client) may hand every request the same lifespan state dict,
-        # and one request's id must never become a concurrent request's.
-        state = scope["state"] = dict(scope.get("state") or {})
+        client = scope.get("client")
+        record = AccessRecord(
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
+            client=client[0] if client else None,
+        )
+        # Each request its own state (a shallow copy of the lifespan's), as ASGI servers must give
+        # it; not every server does (asgi-lifespan shares one dict), and neither a key's name nor
+        # the access record may leak into another request.
+        state = scope["state"] = dict(scope.get("state", {}))
         state["request_id"] = request_id
-        state["access"] = access
+        state[ACCESS_STATE_KEY] = record
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        status = CLIENT_CLOSED_REQUEST
-        bytes_in = 0
 
         async def counting_receive() -> Message:
-            nonlocal bytes_in
             message = await receive()
             if message["type"] == "http.request":
-                bytes_in += len(message.get("body", b""))
+                record.bytes_in += len(message.get("body", b""))
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                record.status = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
+
+        if service.access_control is not None:
+            # API keys (classifier/security): before admission, before any body is read.
+            refusal = service.access_control.check(scope)
+            record.api_key = state.get(KEY_NAME_STATE)  # the key's name, never the key
+            record.refused = state.get(REFUSED_STATE)
+            if refusal is not None:
+                response = domain_error_response(scope["path"], refusal, request_id)
+                await response(scope, receive, send_with_id)
+                self._finish(scope, record, start)
+                return
 
         work = _is_work(scope)
         if work:
@@ -124,8 +126,9 @@ class RequestContextMiddleware:
                     # and a client still sending would lose the 503 (httpx saw ReadError).
                     headers={"Retry-After": "1"},
                 )
+                record.shed = shed
                 await response(scope, receive, send_with_id)
-                self._finish(scope, request_id, status, start, bytes_in, {"shed": shed})
+                self._finish(scope, record, start)
                 return
 
         upload = not work and _is_recording_upload(scope)
@@ -144,8 +147,9 @@ class RequestContextMiddleware:
                     title="Too many uploads",
                     headers={"Retry-After": str(UPLOAD_RETRY_AFTER_S)},
                 )
+                record.shed = "uploads"
                 await response(scope, receive, send_with_id)
-                self._finish(scope, request_id, status, start, bytes_in, {"shed": "uploads"})
+                self._finish(scope, record, start)
                 return
             service.uploads_in_flight += 1
             service.metrics.uploads_in_flight.inc()
@@ -157,7 +161,7 @@ class RequestContextMiddleware:
         except Exception as exc:
             # Never a bare traceback to the client: a 500 in the route family's format.
             logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            access["error"] = type(exc).__name__
+            record.error = type(exc).__name__
             if service.logs is not None:
                 service.logs.app(
                     "unhandled_error",
@@ -166,7 +170,7 @@ class RequestContextMiddleware:
                     exception=type(exc).__name__,
                     path=scope["path"],
                 )
-            if status == CLIENT_CLOSED_REQUEST:  # nothing sent yet
+            if record.status == CLIENT_CLOSED_REQUEST:  # nothing sent yet
                 response = error_response(
                     scope["path"],
                     status=500,
@@ -181,7 +185,7 @@ class RequestContextMiddleware:
             if upload:
                 service.uploads_in_flight -= 1
                 service.metrics.uploads_in_flight.dec()
-            self._finish(scope, request_id, status, start, bytes_in, access)
+            self._finish(scope, record, start)
 
     def _admission(self, waited: float) -> str | None:
         """Why this request must be shed (``"concurrency"``, ``"queue"``), or None to admit it.
@@ -203,34 +207,14 @@ class RequestContextMiddleware:
             return "queue"
         return None
 
-    def _finish(
-        self,
-        scope: Scope,
-        request_id: str,
-        status: int,
-        start: float,
-        bytes_in: int,
-        extra: dict[str, Any],
-    ) -> None:
+    def _finish(self, scope: Scope, record: AccessRecord, start: float) -> None:
+        """Count the request in the metrics and emit its access record: the one place it is."""
         duration = time.perf_counter() - start
         route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        record.route = getattr(route, "path", None) or "unmatched"
+        record.duration_ms = round(duration * 1000, 3)
         metrics = self.service.metrics
-        metrics.requests.labels(template, scope["method"], str(status)).inc()
-        metrics.latency.labels(template).observe(duration)
-        if self.service.logs is None:
-            return
-        record: dict[str, Any] = {
-            "request_id": request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "route": template,
-            "status": status,
-            "duration_ms": round(duration * 1000, 3),
-            "bytes_in": bytes_in,
-        }
-        client = scope.get("client")
-        if client:
-            record["client"] = client[0]
-        record.update(extra)
-        self.service.logs.access(record)
+        metrics.requests.labels(record.route, record.method, str(record.status)).inc()
+        metrics.latency.labels(record.route).observe(duration)
+        if self.service.logs is not None:
+            self.service.logs.access(record.as_logged())

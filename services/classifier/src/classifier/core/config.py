@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The model bundled with the service (``services/classifier/models/rodent-behaviour``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "rodent-behaviour"
@@ -19,6 +21,11 @@ GIB = 1024 * 1024 * 1024
 MIB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+#: Paths anyone may reach when API keys are on: health, the page and its assets. An entry ending
+#: in ``/`` is a prefix; any other is one exact path.
+DEFAULT_PUBLIC_PATHS = ("/", "/health/", "/v2/health/", "/static/", "/favicon.ico")
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def available_cores() -> int:
@@ -158,6 +165,72 @@ class Settings(BaseSettings):
                 f"job_lease_seconds ({self.job_lease_seconds:g}) must be at least twice "
                 f"job_poll_seconds ({self.job_poll_seconds:g}), how often leases are renewed"
             )
+        return self
+
+    # --- access control (docs/security.md) -----------------------------------------------------
+    api_keys_file: Path | None = Field(
+        None, description="Keys file (JSON lines of hashed keys); unset: no keys, all open."
+    )
+    public_paths: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_PUBLIC_PATHS,
+        description="Paths open without a key when keys are on (a trailing / makes a prefix).",
+    )
+    docs_access: Literal["open", "off"] = Field(
+        "open", description="/docs, /redoc and /openapi.json: served to anyone, or not at all."
+    )
+    metrics_access: Literal["open", "key", "off"] = Field(
+        "open", description="/metrics: open to anyone, only with a key, or not served."
+    )
+    api_key_rps: float = Field(
+        0.0, ge=0, description="Default requests per second per key, per process (0: no limit)."
+    )
+    api_key_burst: int = Field(
+        0, ge=0, description="Default burst above that rate (0: one second's worth)."
+    )
+    api_key_max_running_jobs: int = Field(
+        0, ge=0, description="Default queued or running jobs per key (0: no limit)."
+    )
+    api_key_recording_bytes_per_day: int = Field(
+        0, ge=0, description="Default recording bytes a key may submit per UTC day (0: no limit)."
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Origins allowed to call the API from a browser (CORS); empty: none."
+    )
+
+    @field_validator("public_paths", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        # From the environment: a comma-separated list (or a JSON array, as for other settings).
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @field_validator("public_paths")
+    @classmethod
+    def _check_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"a public path starts with '/': {path!r}")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"a CORS origin is scheme://host[:port] with no path or trailing slash, "
+                    f"as browsers send it: {origin!r}"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _metrics_key_needs_keys(self) -> Settings:
+        if self.metrics_access == "key" and self.api_keys_file is None:
+            raise ValueError("metrics_access 'key' needs api_keys_file (CLASSIFIER_API_KEYS_FILE)")
         return self
 
     @property

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import anyio.to_thread
 import numpy as np
 
+from classifier.core.arrays import FloatArray
 from classifier.core.metrics import Metrics
-from classifier.model.runtime import FloatArray, SequenceModel
+from classifier.model.runtime import SequenceModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class _Pending:
 
 
 class InferenceEngine:
-    """Runs one model's batches; ``predict`` is what handlers await."""
+    """Runs one model's batches; ``infer`` is what handlers await."""
 
     def __init__(
         self,
@@ -78,12 +79,12 @@ class InferenceEngine:
             if not pending.future.done():
                 pending.future.set_exception(RuntimeError("the inference engine stopped"))
 
-    async def predict(self, batch: FloatArray) -> Inference:
+    async def infer(self, batch: FloatArray) -> Inference:
         """Scores and class probabilities for ``batch``, and the model's time on its batch."""
         if self._runner is None or len(batch) >= self.max_batch:
             self.metrics.queue_depth.inc(len(batch))
             try:
-                return await self._infer(batch)
+                return await self._run_batch(batch)
             finally:
                 self.metrics.queue_depth.dec(len(batch))
         future: asyncio.Future[Inference] = asyncio.get_running_loop().create_future()
@@ -91,7 +92,7 @@ class InferenceEngine:
         self._queue.put_nowait(_Pending(batch, future))
         return await future
 
-    async def _infer(self, batch: FloatArray) -> Inference:
+    async def _run_batch(self, batch: FloatArray) -> Inference:
         if len(batch) * self.model.seconds_per_sequence < self.inline_below:
             result = self._timed_run(batch)
         else:
@@ -104,7 +105,7 @@ class InferenceEngine:
         start = time.perf_counter()
         scores = self.model.run(batch)
         seconds = time.perf_counter() - start
-        return Inference(scores, self.model.probabilities(scores), seconds)
+        return Inference(scores, self.model.probabilities_from_scores(scores), seconds)
 
     async def _collect(self) -> list[_Pending]:
         """The next batch: the first waiting request, then whatever else fits and is ready."""
@@ -145,7 +146,7 @@ class InferenceEngine:
                 continue
             batch = live[0].batch if len(live) == 1 else np.concatenate([i.batch for i in live])
             try:
-                result = await self._infer(batch)
+                result = await self._run_batch(batch)
             except Exception as exc:  # the requests get the error, the runner carries on
                 for item in live:
                     if not item.future.done():

@@ -8,13 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from classifier.core.errors import ManifestError
+
 MANIFEST_FILENAME = "manifest.json"
 
 ResizeFilter = Literal["nearest", "bilinear", "bicubic", "lanczos", "box", "hamming"]
-
-
-class ManifestError(Exception):
-    """The manifest is missing, unreadable or inconsistent; the message is one clear line."""
 
 
 class InputSpec(BaseModel):
@@ -53,12 +51,45 @@ class InputSpec(BaseModel):
             return (self.frames, self.height, self.width, self.channels)
         return (self.frames, self.channels, self.height, self.width)
 
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        """One frame's shape: the per-sequence shape without the T axis."""
+        return self.shape[1:]
+
 
 class OutputSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Name of the graph output holding one score per label.")
     kind: Literal["logits", "probabilities"]
+
+
+class ModelPart(BaseModel):
+    """One graph of the split model: a file beside the manifest, its sha256 and its tensors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input: str = Field(min_length=1, description="Name of the graph's one input.")
+    output: str = Field(min_length=1, description="Name of the graph output that is used.")
+
+
+class FrameEncoderPart(ModelPart):
+    """Frames ``[N, *input.frame_shape]``, scaled as for the whole graph -> ``[N, E]``."""
+
+    embedding_size: int = Field(ge=1, le=65536, description="E, one frame's embedding length.")
+
+
+class ModelParts(BaseModel):
+    """The whole-clip graph split in two, from the same weights: the frame encoder, and the
+    temporal head over a window of embeddings ``[W, input.frames, E]`` -> ``[W, labels]``
+    scores of the same ``output.kind``. Lets a recording encode each frame once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frame_encoder: FrameEncoderPart
+    temporal_head: ModelPart
 
 
 class Manifest(BaseModel):
@@ -74,6 +105,7 @@ class Manifest(BaseModel):
     labels: tuple[str, ...] = Field(min_length=2)
     input: InputSpec
     output: OutputSpec
+    parts: ModelParts | None = None
     provenance: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 

@@ -10,16 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
-from classifier.model.manifest import Manifest, ManifestError, load_manifest
+from classifier.core.arrays import FloatArray
+from classifier.core.errors import ManifestError, ModelLoadError
+from classifier.model.manifest import Manifest, ModelPart, ModelParts, load_manifest
 
-FloatArray = npt.NDArray[np.float32]
-
-
-class ModelLoadError(Exception):
-    """The model cannot be served; the message is one clear line for the operator."""
+PARTS_TOLERANCE = 1e-4
+"""Largest difference in a class probability allowed between the split and whole-clip paths."""
 
 
 def _file_sha256(path: Path) -> str:
@@ -28,6 +26,20 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _open_session(path: Path, intra_op_threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own assorted types for corrupt graphs
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"cannot load ONNX model {path}: {first_line}") from None
 
 
 def _check_graph(manifest: Manifest, session: ort.InferenceSession) -> None:
@@ -70,6 +82,100 @@ def _check_graph(manifest: Manifest, session: ort.InferenceSession) -> None:
         )
 
 
+def _check_dims(graph: str, dims: list[object], want: list[tuple[int, str]]) -> None:
+    """Rank and fixed axes of a graph tensor (the batch axis free); `want` gives each later
+    axis's size and where it comes from, for the message."""
+    if len(dims) != len(want) + 1:
+        raise ModelLoadError(f"{graph} has rank {len(dims)}, expected {len(want) + 1}")
+    for axis, (got, (size, source)) in enumerate(zip(dims[1:], want, strict=True), start=1):
+        if isinstance(got, int) and got != size:
+            raise ModelLoadError(f"{graph} axis {axis} is {got}, expected {size} ({source})")
+
+
+def _load_part(
+    model_dir: Path, role: str, part: ModelPart, intra_op_threads: int
+) -> tuple[ort.InferenceSession, list[object], list[object]]:
+    """One part graph, hashed, opened and checked for its names; returns the session and the
+    dims of its input and output."""
+    path = model_dir / part.file
+    if not path.is_file():
+        raise ModelLoadError(f"{role} file {path} named by the manifest does not exist")
+    digest = _file_sha256(path)
+    if digest != part.sha256:
+        raise ModelLoadError(f"{role} file {path} has sha256 {digest}, manifest says {part.sha256}")
+    session = _open_session(path, intra_op_threads)
+    inputs = {node.name: node for node in session.get_inputs()}
+    if list(inputs) != [part.input]:
+        raise ModelLoadError(
+            f"{role} input {part.input!r} is not the graph's one input (graph has {sorted(inputs)})"
+        )
+    if inputs[part.input].type != "tensor(float)":
+        raise ModelLoadError(f"{role} input {part.input!r} is {inputs[part.input].type}, not float")
+    outputs = {node.name: node for node in session.get_outputs()}
+    if part.output not in outputs:
+        raise ModelLoadError(
+            f"{role} output {part.output!r} is not a graph output (graph has {sorted(outputs)})"
+        )
+    return session, list(inputs[part.input].shape), list(outputs[part.output].shape)
+
+
+def _load_parts(
+    model_dir: Path, manifest: Manifest, whole: ort.InferenceSession, intra_op_threads: int
+) -> ModelPartSessions | None:
+    """The manifest's frame encoder and temporal head, checked against each other and, on test
+    windows, against the whole-clip graph; None when the manifest declares no parts."""
+    if manifest.parts is None:
+        return None
+    encoder_spec, head_spec = manifest.parts.frame_encoder, manifest.parts.temporal_head
+    size = encoder_spec.embedding_size
+    encoder, encoder_in, encoder_out = _load_part(
+        model_dir, "frame_encoder", encoder_spec, intra_op_threads
+    )
+    frame_axes = [(dim, "input.frame_shape") for dim in manifest.input.frame_shape]
+    _check_dims(f"frame_encoder input {encoder_spec.input!r}", encoder_in, frame_axes)
+    embedding = [(size, "frame_encoder.embedding_size")]
+    _check_dims(f"frame_encoder output {encoder_spec.output!r}", encoder_out, embedding)
+    head, head_in, head_out = _load_part(model_dir, "temporal_head", head_spec, intra_op_threads)
+    window_axes = [(manifest.input.frames, "input.frames"), *embedding]
+    _check_dims(f"temporal_head input {head_spec.input!r}", head_in, window_axes)
+    labels = [(len(manifest.labels), "the manifest's labels")]
+    _check_dims(f"temporal_head output {head_spec.output!r}", head_out, labels)
+    parts = ModelPartSessions(spec=manifest.parts, encoder=encoder, head=head)
+    _check_parts_agree(manifest, whole, parts)
+    return parts
+
+
+def _check_parts_agree(
+    manifest: Manifest, whole: ort.InferenceSession, parts: ModelPartSessions
+) -> None:
+    """Encoder then head must give the whole graph's probabilities on a blank window and on
+    random ones (random pixels reach every weight); this also warms both parts up."""
+    spec = manifest.input
+    windows = np.random.default_rng(0).random((3, *spec.shape), dtype=np.float32)
+    windows *= np.float32(1.0 if spec.scaling == "unit" else 255.0)
+    windows[0] = 0.0
+    try:
+        expected = np.asarray(whole.run([manifest.output.name], {spec.name: windows})[0])
+        embedded = parts.encode(windows.reshape(-1, *spec.frame_shape))
+        split = parts.score(embedded.reshape(len(windows), spec.frames, -1))
+    except Exception as exc:  # onnxruntime raises its own assorted types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model parts failed on a test window: {first_line}") from None
+    if split.shape != expected.shape:
+        raise ModelLoadError(
+            f"temporal_head gives shape {split.shape} for 3 windows, {manifest.file} gives "
+            f"{expected.shape}"
+        )
+    if manifest.output.kind == "logits":
+        expected, split = softmax(expected), softmax(split)
+    difference = float(np.abs(split - expected).max())
+    if not difference <= PARTS_TOLERANCE:  # also catches NaN
+        raise ModelLoadError(
+            f"frame_encoder + temporal_head disagree with {manifest.file}: class probabilities "
+            f"differ by up to {difference:.2g} on a test window (tolerance {PARTS_TOLERANCE:g})"
+        )
+
+
 def softmax(scores: FloatArray) -> FloatArray:
     shifted = scores - scores.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
@@ -78,14 +184,56 @@ def softmax(scores: FloatArray) -> FloatArray:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPartSessions:
+    """The split model's two onnxruntime sessions and the tensor names the manifest gives."""
+
+    spec: ModelParts
+    encoder: ort.InferenceSession
+    head: ort.InferenceSession
+
+    def encode(self, frames: FloatArray) -> FloatArray:
+        part = self.spec.frame_encoder
+        return np.asarray(self.encoder.run([part.output], {part.input: frames})[0], np.float32)
+
+    def score(self, embeddings: FloatArray) -> FloatArray:
+        part = self.spec.temporal_head
+        return np.asarray(self.head.run([part.output], {part.input: embeddings})[0], np.float32)
+
+
+@dataclass(frozen=True, slots=True)
 class SequenceModel:
-    """One servable model. ``predict`` is thread-safe (onnxruntime sessions are)."""
+    """One servable model. ``run`` and ``probabilities_for`` are thread-safe (onnxruntime sessions
+    are); the inference engine (``model/engine.py``) is how requests reach them."""
 
     manifest: Manifest
-    path: Path
     session: ort.InferenceSession
     #: Median time of one sequence, measured by warm_up(); 0 until then.
     seconds_per_sequence: float = 0.0
+    #: The frame encoder and temporal head, when the manifest declares them.
+    parts: ModelPartSessions | None = None
+
+    @property
+    def has_parts(self) -> bool:
+        """Whether frames can be encoded once and windows classified from their embeddings."""
+        return self.parts is not None
+
+    def encode_frames(self, frames: FloatArray) -> FloatArray:
+        """Embeddings ``[N, E]`` of single frames ``[N, *input.frame_shape]``, scaled as for the
+        whole graph. Only for a model with parts (``has_parts``)."""
+        return self._require_parts().encode(frames)
+
+    def classify_windows(self, embeddings: FloatArray) -> FloatArray:
+        """Class probabilities ``[W, labels]`` of windows of embeddings ``[W, T, E]``, equal to
+        the whole graph's on the same frames (within PARTS_TOLERANCE)."""
+        return self.probabilities_from_scores(self._require_parts().score(embeddings))
+
+    def _require_parts(self) -> ModelPartSessions:
+        if self.parts is None:
+            raise RuntimeError(
+                f"model {self.manifest.name!r} ships no frame encoder and temporal head; "
+                "use its whole-clip graph"
+            )
+        return self.parts
 
     @property
     def name(self) -> str:
@@ -101,13 +249,13 @@ class SequenceModel:
         scores: FloatArray = np.asarray(outputs[0], dtype=np.float32)
         return scores
 
-    def probabilities(self, scores: FloatArray) -> FloatArray:
+    def probabilities_from_scores(self, scores: FloatArray) -> FloatArray:
         """Class probabilities from the graph's raw output."""
         return softmax(scores) if self.manifest.output.kind == "logits" else scores
 
-    def predict(self, batch: FloatArray) -> FloatArray:
+    def probabilities_for(self, batch: FloatArray) -> FloatArray:
         """Class probabilities, shape ``[N, labels]``, for a batch shaped as the manifest says."""
-        return self.probabilities(self.run(batch))
+        return self.probabilities_from_scores(self.run(batch))
 
     def warm_up(self, runs: int = 5) -> float:
         """Infer a blank sequence a few times, so the first request pays no set-up cost, check
@@ -116,7 +264,7 @@ class SequenceModel:
         timings = []
         for _ in range(runs):
             started = time.perf_counter()
-            probabilities = self.predict(blank)
+            probabilities = self.probabilities_for(blank)
             timings.append(time.perf_counter() - started)
         if probabilities.shape != (1, len(self.manifest.labels)):
             raise ModelLoadError(
@@ -142,23 +290,14 @@ def load_model(model_dir: Path, *, intra_op_threads: int = 1) -> SequenceModel:
         raise ModelLoadError(
             f"model file {path} has sha256 {digest}, manifest says {manifest.sha256}"
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(
-            str(path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises its own assorted types for corrupt graphs
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot load ONNX model {path}: {first_line}") from None
+    session = _open_session(path, intra_op_threads)
     _check_graph(manifest, session)
-    model = SequenceModel(manifest=manifest, path=path, session=session)
+    model = SequenceModel(manifest=manifest, session=session)
     try:
         seconds = model.warm_up()
     except ModelLoadError:
         raise
     except Exception as exc:
         raise ModelLoadError(f"warm-up inference failed: {type(exc).__name__}: {exc}") from None
-    return dataclasses.replace(model, seconds_per_sequence=seconds)
+    parts = _load_parts(model_dir, manifest, session, intra_op_threads)
+    return dataclasses.replace(model, seconds_per_sequence=seconds, parts=parts)

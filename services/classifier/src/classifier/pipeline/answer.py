@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
+from classifier.core.arrays import FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +26,7 @@ class Classification:
     top_k: list[RankedLabel]
 
 
-def classify(
-    probabilities: npt.NDArray[np.float32], labels: Sequence[str], top_k: int
-) -> Classification:
+def classify(probabilities: FloatArray, labels: Sequence[str], top_k: int) -> Classification:
     """Turn one row of class probabilities into a Classification with ``top_k`` ranked labels."""
     values = [float(p) for p in probabilities]
     # Stable sort: ties keep label order, so answers are deterministic.

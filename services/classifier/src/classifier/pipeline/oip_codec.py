@@ -18,25 +18,27 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from classifier.core.errors import ClassifierError, ContentTooLargeError, InvalidTensorError
+from classifier.core.arrays import FloatArray
+from classifier.core.errors import (
+    ContentTooLargeError,
+    InvalidTensorError,
+    UnsupportedContentEncodingError,
+)
 from classifier.model.manifest import InputSpec, Manifest
 
-FloatArray = npt.NDArray[np.float32]
-
-#: Most sequences one inference request may carry (the first axis of the input's shape).
-MAX_BATCH = 64
+#: Most sequences one inference request may carry (the first axis of the input's shape). Not
+#: ``Settings.max_batch``, the most sequences the engine runs at once, from however many requests.
+MAX_SEQUENCES_PER_REQUEST = 64
+SERVER_NAME = "image-sequence-classifier"
 PLATFORM = "onnx_onnxv1"
 BINARY_TENSOR_DATA = "binary_tensor_data"
+EXTENSIONS = (BINARY_TENSOR_DATA,)
+#: The header giving the JSON object's length when binary tensor data follows it.
+HEADER_LENGTH = "Inference-Header-Content-Length"
 PROBABILITIES = "probabilities"
 LOGITS = "logits"
 #: Wire datatypes accepted for the model's input: FP32 as the model takes it, UINT8 as pixels.
 INPUT_DATATYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
-
-
-class UnsupportedContentEncodingError(ClassifierError):
-    status_code = 415
-    title = "Unsupported content encoding"
-    slug = "unsupported-content-encoding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,6 @@ class InferenceRequest:
     """A decoded inference request: the batch as the model takes it and what to send back."""
 
     id: str | None
-    datatype: str
     batch: FloatArray
     outputs: tuple[RequestedOutput, ...]
 
@@ -88,7 +89,7 @@ def model_metadata(manifest: Manifest) -> dict[str, Any]:
             "labels": json.dumps(list(manifest.labels), separators=(",", ":")),
             "layout": spec.layout,
             "scaling": spec.scaling,
-            "max_batch_size": MAX_BATCH,
+            "max_batch_size": MAX_SEQUENCES_PER_REQUEST,
         },
     }
 
@@ -194,9 +195,8 @@ def _refuse_shared_memory(parameters: dict[str, Any], owner: str) -> None:
 
 
 def _shape(value: object, name: str, spec: InputSpec) -> tuple[int, ...]:
-    expected = (
-        f"[N, {', '.join(str(d) for d in spec.shape)}] ({spec.layout}, 1 <= N <= {MAX_BATCH})"
-    )
+    dims = ", ".join(str(d) for d in spec.shape)
+    expected = f"[N, {dims}] ({spec.layout}, 1 <= N <= {MAX_SEQUENCES_PER_REQUEST})"
     if not isinstance(value, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) for d in value
     ):
@@ -206,10 +206,10 @@ def _shape(value: object, name: str, spec: InputSpec) -> tuple[int, ...]:
         _fail(f"input {name!r} has shape {list(shape)}; the model takes {expected}")
     if shape[0] < 1:
         _fail(f"input {name!r} has shape {list(shape)}: the batch must hold at least 1 sequence")
-    if shape[0] > MAX_BATCH:
+    if shape[0] > MAX_SEQUENCES_PER_REQUEST:
         _fail(
             f"input {name!r} has a batch of {shape[0]} sequences, over the limit of "
-            f"{MAX_BATCH} per request"
+            f"{MAX_SEQUENCES_PER_REQUEST} per request"
         )
     return shape
 
@@ -283,9 +283,7 @@ def _as_model_input(
     return tensor
 
 
-def _decode_input(
-    item: dict[str, Any], spec: InputSpec, binary: memoryview
-) -> tuple[str, FloatArray]:
+def _decode_input(item: dict[str, Any], spec: InputSpec, binary: memoryview) -> FloatArray:
     name = spec.name
     datatype = item.get("datatype")
     if datatype not in INPUT_DATATYPES:
@@ -311,7 +309,7 @@ def _decode_input(
         if len(binary):
             _fail(f"the request carries {len(binary)} bytes of binary data no input declares")
         values = _json_values(item["data"], name, shape)
-    return datatype, _as_model_input(values, name, datatype, spec)
+    return _as_model_input(values, name, datatype, spec)
 
 
 def _requested_outputs(
@@ -351,8 +349,9 @@ def decode_inference_request(
     """Check and decode an inference request for a model with input ``spec``.
 
     Raises InvalidTensorError, naming what is wrong, for anything but one input of the model's
-    name, an FP32 or UINT8 datatype, a shape ``[N, *spec.shape]`` with ``1 <= N <= MAX_BATCH``,
-    and data (JSON, flat or nested, or binary) of exactly that many finite values.
+    name, an FP32 or UINT8 datatype, a shape ``[N, *spec.shape]`` with
+    ``1 <= N <= MAX_SEQUENCES_PER_REQUEST``, and data (JSON, flat or nested, or binary) of exactly
+    that many finite values.
     """
     request = _load_header(header)
     request_id = request.get("id")
@@ -372,11 +371,9 @@ def decode_inference_request(
             _fail(f"unknown input {name!r}; this model takes exactly one input, {spec.name!r}")
     if len(inputs) > 1:
         _fail(f"input {spec.name!r} is given {len(inputs)} times; send it once")
-    datatype, batch = _decode_input(inputs[0], spec, binary)
     return InferenceRequest(
         id=request_id,
-        datatype=datatype,
-        batch=batch,
+        batch=_decode_input(inputs[0], spec, binary),
         outputs=_requested_outputs(request.get("outputs"), available_outputs, binary_default),
     )
 

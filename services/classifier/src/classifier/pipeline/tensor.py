@@ -7,9 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from classifier.core.arrays import FloatArray
 from classifier.model.manifest import InputSpec
 
-SequenceTensor = npt.NDArray[np.float32]
+#: One sequence (or a batch of them), shaped ``[N, *spec.shape]``, as the model takes it.
+SequenceTensor = FloatArray
 
 
 def build_tensor(pixels: Sequence[npt.NDArray[np.uint8]], spec: InputSpec) -> SequenceTensor:

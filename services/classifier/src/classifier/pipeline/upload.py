@@ -37,7 +37,6 @@ class UploadedFrame:
 
     index: int
     filename: str
-    content_type: str | None
     data: bytes
 
 
@@ -84,8 +83,8 @@ async def receive_body(
     return bytes(body)
 
 
-def _part_headers(block: bytes, number: int) -> tuple[str, str | None, str | None]:
-    """Name, filename and content type from one part's header block."""
+def _part_headers(block: bytes, number: int) -> tuple[str, str | None]:
+    """Name and filename from one part's header block."""
     headers: dict[bytes, bytes] = {}
     for line in block.split(b"\r\n"):
         name, colon, value = line.partition(b":")
@@ -103,11 +102,9 @@ def _part_headers(block: bytes, number: int) -> tuple[str, str | None, str | Non
                 f"part {number} has no Content-Disposition: form-data header with a name"
             )
         name, filename = params[b"name"], params.get(b"filename")
-    content_type = headers.get(b"content-type")
     return (
         name.decode("utf-8", "replace"),
         None if filename is None else filename.decode("utf-8", "replace"),
-        None if content_type is None else content_type.decode("latin-1"),
     )
 
 
@@ -163,7 +160,7 @@ def split_frames(
             if body.find(next_delimiter, line_end) < 0:
                 raise BadUploadError("the multipart body ends before its closing boundary")
             raise BadUploadError(f"malformed multipart body: part {number} has no header end")
-        name, filename, content_type = _part_headers(body[line_end + 2 : headers_end], number)
+        name, filename = _part_headers(body[line_end + 2 : headers_end], number)
         content_start = headers_end + 4
         content_end = _find_delimiter(body, next_delimiter, content_start)
         if name in fields:
@@ -177,7 +174,6 @@ def split_frames(
                 UploadedFrame(
                     index=index,
                     filename=filename or f"frame-{index}",
-                    content_type=content_type,
                     data=body[content_start:content_end],
                 )
             )

@@ -259,7 +259,7 @@ def analyse_recording(
     parameters.validate(manifest)
     spec = manifest.input
     aggregator = WindowAggregator(
-        spec, len(manifest.labels), model.predict, stride=parameters.stride
+        spec, len(manifest.labels), model.probabilities_for, stride=parameters.stride
     )
     estimate = source.info.declared_frames
     starts: list[float] = []

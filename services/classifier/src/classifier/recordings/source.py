@@ -294,7 +294,7 @@ class ImageSequenceSource:
 
     def _uploaded(self, index: int) -> UploadedFrame:
         data = self.paths[index].read_bytes()
-        return UploadedFrame(index, self.filenames[index], None, data)
+        return UploadedFrame(index, self.filenames[index], data)
 
     def _size_of(self, frame: UploadedFrame) -> tuple[int, int]:
         """The frame's size from its header (nothing decoded yet)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 from classifier import __version__
 from classifier.api.deps import ServiceDep
@@ -33,4 +34,6 @@ async def index(service: ServiceDep) -> dict[str, object]:
     responses={200: {"content": {"text/plain": {}}}},
 )
 async def metrics(service: ServiceDep) -> Response:
+    if service.settings.metrics_access == "off":
+        raise HTTPException(404, "metrics are not served here (CLASSIFIER_METRICS_ACCESS=off)")
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

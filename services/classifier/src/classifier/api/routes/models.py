@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
+from classifier.api.access import record_classification
 from classifier.api.deps import ModelsDep, ServiceDep
 from classifier.api.frames import multipart_openapi, prepare_sequence
-from classifier.api.middleware import record_classification
 from classifier.api.schemas import (
     ClassifyResponse,
     InputOut,
@@ -67,11 +67,7 @@ async def get_model(name: ModelName, models: ModelsDep, service: ServiceDep) -> 
 
 def _count_check(received: int, expected: int) -> None:
     if received != expected:
-        raise FrameCountError(
-            f"expected exactly {expected} frames, received {received}",
-            expected=expected,
-            received=received,
-        )
+        raise FrameCountError(f"expected exactly {expected} frames, received {received}")
 
 
 def _clamp_top_k(top_k: int | None, labels: int) -> int:
@@ -124,7 +120,7 @@ async def classify_sequence(
     sequence = await prepare_sequence(
         request, service, model.manifest.input, ("frames", "images"), _count_check
     )
-    inference = await served.engine.predict(sequence.tensor)
+    inference = await served.engine.infer(sequence.tensor)
     labels = model.manifest.labels
     result = classify(inference.probabilities[0], labels, _clamp_top_k(top_k, len(labels)))
     record_classification(request, model, sequence.frames, result)

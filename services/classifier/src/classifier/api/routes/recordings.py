@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from classifier.api.access import access_record
 from classifier.api.body import BodyLimits, body_chunks, check_declared_length
 from classifier.api.deps import Jobs, JobsDep, ModelsDep, ServiceDep, ServiceState
 from classifier.api.recording_upload import (
@@ -426,9 +427,11 @@ async def submit_recording(
         # Synchronous on purpose: a cancelled request (client gone) must still clean up.
         jobs.data.remove_job(job_id)
         raise
-    request.state.access.update(
-        job_id=job.id, model=model.name, bytes_stored=received.bytes_received
-    )
+    record = access_record(request)
+    if record is not None:
+        record.job_id = job.id
+        record.model = model.name
+        record.bytes_stored = received.bytes_received
     if service.logs is not None:
         service.logs.app(
             "job_queued",
