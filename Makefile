@@ -96,7 +96,7 @@ fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff check --fix services
 
 screenshots: $(VENV)/.dev chromium ## The web page's screenshots in docs/ (desktop and phone width)
-	cd $(CLASSIFIER) && PYTHONPATH=src:. $(CURDIR)/$(BIN)/python -m tests.browser.screenshots $(CURDIR)/docs
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:$(CURDIR)/$(E2E) $(CURDIR)/$(BIN)/python -m tests.browser.screenshots $(CURDIR)/docs
 
 # --- the model ---------------------------------------------------------------------------------
 # The dev lock (hashed: the service's runtime, onnx, pytest, mypy), then torch on top: the
