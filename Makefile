@@ -25,8 +25,8 @@ K8S_RENDERED := build/kubernetes
 # The only kinds allowed to have no schema offline (tests/deploy checks their fields instead).
 K8S_CUSTOM_KINDS := kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/|kind InferenceService with api version serving\.kserve\.io/
 
-.PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static \
-        lint-deploy fmt model model-parts golden lock evaluate up up-scale e2e down logs bench \
+.PHONY: help install install-dev chromium run test test-unit test-e2e test-model lint lint-static \
+        lint-deploy fmt model model-parts golden lock evaluate screenshots up up-scale e2e down logs bench \
         bench-bound clean
 
 help: ## List the targets
@@ -46,6 +46,14 @@ install: $(VENV)/.runtime ## Create .venv with the classifier's pinned runtime d
 
 install-dev: $(VENV)/.dev ## Add the pinned test, lint and static-check tools
 
+# The browser tests drive the machine's own Chromium (Playwright never downloads one here).
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+chromium: ## Debian's chromium and chromium-driver for the browser tests, when missing (apt, as root)
+	@test -x $(CHROMIUM_PATH) && command -v chromedriver >/dev/null || { \
+		echo "chromium: installing Debian's chromium and chromium-driver"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+
 # --- the main job ------------------------------------------------------------------------------
 run: $(VENV)/.runtime ## Serve the bundled model (CLASSIFIER_HOST/PORT/WORKERS honoured)
 	exec $(BIN)/python -m classifier
@@ -53,7 +61,7 @@ run: $(VENV)/.runtime ## Serve the bundled model (CLASSIFIER_HOST/PORT/WORKERS h
 # --- checks ------------------------------------------------------------------------------------
 test: lint test-unit test-e2e ## Every check: lint, static checks, unit/API/integration tests, e2e
 
-test-unit: $(VENV)/.dev ## Classifier tests: units, API (in-process), integration (real uvicorn)
+test-unit: $(VENV)/.dev chromium ## Classifier tests: units, API, integration, browser (real uvicorn)
 	$(BIN)/python -m pytest $(CLASSIFIER)/tests
 
 test-e2e: $(VENV)/.dev ## The e2e suite against a natively started classifier and log receiver
@@ -86,6 +94,9 @@ lint-deploy: $(VENV)/.dev ## Render every Kustomize overlay and validate it (no 
 fmt: $(VENV)/.dev ## Format and autofix
 	$(BIN)/ruff format services
 	$(BIN)/ruff check --fix services
+
+screenshots: $(VENV)/.dev chromium ## The web page's screenshots in docs/ (desktop and phone width)
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:$(CURDIR)/$(E2E) $(CURDIR)/$(BIN)/python -m tests.browser.screenshots $(CURDIR)/docs
 
 # --- the model ---------------------------------------------------------------------------------
 # The dev lock (hashed: the service's runtime, onnx, pytest, mypy), then torch on top: the

@@ -25,6 +25,8 @@ from classifier.model.repository import ModelRepository, ServedModel
 from classifier.model.runtime import load_model
 from classifier.security.auth import AccessControl, document_api_keys
 from classifier.security.cors import install_cors
+from classifier.web import routes as web
+from classifier.web.headers import SecurityHeadersMiddleware
 
 DESCRIPTION = """
 Classifies short sequences of video frames (by default 24 grayscale 64x64 frames of rodent
@@ -36,6 +38,8 @@ behaviour) with an ONNX model described by its manifest.
   sequence, follow its job, download per-frame labels, bouts, time budgets and an ethogram.
 * **Seed-compatible** `POST /predict`: the original service's contract, unchanged.
 * **Operations**: `/health/live`, `/health/ready`, `/metrics` (Prometheus).
+* **In a browser**: `/` is a web page for browsers (JSON for other clients); this page and
+  `/redoc` are served from the service's own files.
 
 Every response carries `X-Request-ID` (yours, echoed, or a new one); errors on `/v1` are RFC 9457
 problem details that include it.
@@ -139,9 +143,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc are our own (classifier.web): self-hosted assets, their own CSP;
         # CLASSIFIER_DOCS_ACCESS=off: no docs UI and no schema at all.
-        docs_url="/docs" if docs_open else None,
-        redoc_url="/redoc" if docs_open else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.service = service
@@ -155,10 +160,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         oip.router,
     ):
         app.include_router(router)
+    if docs_open:
+        app.include_router(web.docs_router)
+    web.mount_assets(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
     if service.access_control is not None:
         document_api_keys(app)
+    app.add_middleware(SecurityHeadersMiddleware)  # every response, errors too
     if settings.cors_origins:
         install_cors(app, settings.cors_origins)  # last: outermost
     return app
