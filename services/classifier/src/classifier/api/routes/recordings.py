@@ -44,6 +44,7 @@ from classifier.core.errors import (
     ImportPathForbiddenError,
     InsufficientStorageError,
     InvalidRecordingRequestError,
+    LimitExceededError,
     TooFewFramesError,
 )
 from classifier.jobs.document import job_document, job_path
@@ -460,9 +461,13 @@ async def submit_recording(
     declared = int(header) if header else 0
     # With keys off (no principal) this is a no-op that never touches the store.
     now = datetime.fromtimestamp(service.wall_clock(), UTC)
-    allowance = await check_recording_submission(
-        StoreQuota(jobs.store), principal, int(header) if header else None, now=now
-    )
+    try:
+        allowance = await check_recording_submission(
+            StoreQuota(jobs.store), principal, int(header) if header else None, now=now
+        )
+    except LimitExceededError as exc:
+        _note_refusal(request, exc)
+        raise
     await anyio.to_thread.run_sync(
         _check_free_space, jobs.data.uploads, declared, settings.min_free_bytes
     )
@@ -486,9 +491,11 @@ async def submit_recording(
         job = await _queue_job(
             service, jobs, model, job_id, received, submission, principal, now.date()
         )
-    except BaseException:
+    except BaseException as exc:
         # Synchronous on purpose: a cancelled request (client gone) must still clean up.
         jobs.data.remove_job(job_id)
+        if isinstance(exc, LimitExceededError):
+            _note_refusal(request, exc)
         raise
     record = access_record(request)
     if record is not None:
@@ -512,6 +519,13 @@ async def submit_recording(
     return JSONResponse(
         dict(job_document(job)), status_code=202, headers={"Location": job_path(job.id)}
     )
+
+
+def _note_refusal(request: Request, exc: LimitExceededError) -> None:
+    """Name the limit in the access record's ``refused``, as the key check does for ``rps``."""
+    record = access_record(request)
+    if record is not None:
+        record.refused = exc.limit
 
 
 async def _queue_job(
