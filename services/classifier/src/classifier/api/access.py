@@ -58,7 +58,8 @@ class AccessRecord:
     #: With API keys on: the name of the key the request carried, never the key itself.
     api_key: str | None = None
     #: Why the key check refused the request: ``missing``, ``invalid`` or ``revoked`` (a 401),
-    #: or the limit it was over, ``rps`` (a 429).
+    #: or the limit it was over (a 429): ``rps``, or at a recording's submission
+    #: ``max_running_jobs`` or ``recording_bytes_per_day``.
     refused: str | None = None
     #: Why admission control refused the request (``concurrency`` or ``queue``), or ``uploads``
     #: for a recording upload over ``max_concurrent_uploads``.

@@ -6,6 +6,8 @@ worker thread, which cost three thread hand-offs per request for what is an attr
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,6 +42,8 @@ class ServiceState:
     runner: JobRunner | None = None
     uploads_in_flight: int = 0  # recording uploads being received by this process
     access_control: AccessControl | None = None  # API keys and their limits; None: keys off
+    #: Seconds since the epoch: which UTC day a recording's bytes count on (tests move it).
+    wall_clock: Callable[[], float] = time.time
 
 
 async def get_service(request: Request) -> ServiceState:

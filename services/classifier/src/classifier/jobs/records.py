@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -77,6 +78,14 @@ class NewJob:
     subject: str | None = None
     session: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The name of the API key that submitted it; None with keys off (everyone's job).
+    owner: str | None = None
+    #: Request-body bytes the submission uploaded (0 for a ``path`` import); with an owner, they
+    #: count towards its ``recording_bytes_per_day`` on ``usage_day``.
+    recording_bytes: int = 0
+    #: The UTC day the bytes count on (the day the quota check counted); None: the day of
+    #: ``created_at`` by the store's clock.
+    usage_day: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,8 @@ class Job:
     lease_owner: str | None
     lease_expires: float | None
     result_files: tuple[str, ...]
+    owner: str | None = None
+    recording_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +141,8 @@ class JobFilters:
     status: JobStatus | None = None
     subject: str | None = None
     session: str | None = None
+    #: Only this owner's jobs (a non-admin key's listing); None: every job.
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from classifier.jobs.records import (
     RecordingSummary,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_S = 10.0
 
@@ -65,11 +66,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_token   INTEGER NOT NULL DEFAULT 0,
     lease_owner   TEXT,
     lease_expires REAL,
-    result_files  TEXT NOT NULL DEFAULT '[]'
+    result_files  TEXT NOT NULL DEFAULT '[]',
+    owner         TEXT,
+    recording_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS recording_usage (
+    owner TEXT NOT NULL,
+    day   TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (owner, day)
+);
 """
+#: Columns added after version 1, added in place to a database made before them.
+_ADDED_COLUMNS = {
+    "owner": "TEXT",
+    "recording_bytes": "INTEGER NOT NULL DEFAULT 0",
+}
+#: Made after the columns exist (an older database gets them from ``_ADDED_COLUMNS`` first).
+_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, status)"
 
 _FINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(FINISHED))
 
@@ -104,6 +120,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         lease_owner=row["lease_owner"],
         lease_expires=row["lease_expires"],
         result_files=tuple(json.loads(row["result_files"])),
+        owner=row["owner"],
+        recording_bytes=row["recording_bytes"],
     )
 
 
@@ -120,6 +138,12 @@ class SQLiteJobStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+            # A database from before ownership: add what it lacks, keeping every job.
+            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for column, declaration in _ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
+            db.execute(_OWNER_INDEX)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- connections ------------------------------------------------------------------------
@@ -158,14 +182,30 @@ class SQLiteJobStore:
     # --- the protocol -----------------------------------------------------------------------
 
     def create(self, new: NewJob) -> Job:
-        now = self._clock()
-        self._connection().execute(
+        with self._transaction() as db:
+            now = self._clock()
+            self._insert(db, new, now)
+            if new.owner is not None and new.recording_bytes > 0:
+                day = new.usage_day or datetime.fromtimestamp(now, UTC).date()
+                # The tally outlives the job: deleting it does not give its bytes back.
+                db.execute(
+                    """INSERT INTO recording_usage (owner, day, bytes) VALUES (:owner, :day, :n)
+                       ON CONFLICT (owner, day) DO UPDATE SET bytes = bytes + excluded.bytes""",
+                    {"owner": new.owner, "day": day.isoformat(), "n": new.recording_bytes},
+                )
+        job = self.get(new.id)
+        assert job is not None
+        return job
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, new: NewJob, now: float) -> None:
+        db.execute(
             """INSERT INTO jobs (id, status, created_at, updated_at, model_name, model_version,
                    model_sha256, recording, input_kind, input_path, upload_dir, parameters,
-                   subject, session, metadata)
+                   subject, session, metadata, owner, recording_bytes)
                VALUES (:id, :status, :now, :now, :model_name, :model_version, :model_sha256,
                    :recording, :input_kind, :input_path, :upload_dir, :parameters, :subject,
-                   :session, :metadata)""",
+                   :session, :metadata, :owner, :recording_bytes)""",
             {
                 "id": new.id,
                 "status": JobStatus.QUEUED.value,
@@ -181,11 +221,10 @@ class SQLiteJobStore:
                 "subject": new.subject,
                 "session": new.session,
                 "metadata": _json(new.metadata),
+                "owner": new.owner,
+                "recording_bytes": new.recording_bytes,
             },
         )
-        job = self.get(new.id)
-        assert job is not None
-        return job
 
     def get(self, job_id: str) -> Job | None:
         row = self._connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -202,6 +241,9 @@ class SQLiteJobStore:
         if filters.session is not None:
             clauses.append("session = :session")
             params["session"] = filters.session
+        if filters.owner is not None:
+            clauses.append("owner = :owner")
+            params["owner"] = filters.owner
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         db = self._connection()
         total = db.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0]
@@ -378,3 +420,26 @@ class SQLiteJobStore:
         )
         found = {row["status"]: int(row["n"]) for row in rows}
         return {status: found.get(status.value, 0) for status in JobStatus}
+
+    def running_jobs(self, owner: str) -> int:
+        row = (
+            self._connection()
+            .execute(
+                """SELECT COUNT(*) FROM jobs
+                   WHERE owner = :owner AND status IN ('queued', 'running')""",
+                {"owner": owner},
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+    def recording_bytes_on(self, owner: str, day: date) -> int:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT bytes FROM recording_usage WHERE owner = :owner AND day = :day",
+                {"owner": owner, "day": day.isoformat()},
+            )
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection
+from datetime import date
 from typing import Protocol
 
 from classifier.jobs.records import (
@@ -85,4 +86,16 @@ class JobStore(Protocol):
 
     def counts(self) -> dict[JobStatus, int]:
         """How many jobs are in each status now."""
+        ...
+
+    # The per-key quotas (``security.ownership.JobQuota``, called through a worker thread).
+
+    def running_jobs(self, owner: str) -> int:
+        """How many of ``owner``'s jobs are queued or running now."""
+        ...
+
+    def recording_bytes_on(self, owner: str, day: date) -> int:
+        """Recording bytes ``owner`` submitted on UTC ``day``, jobs since deleted or expired
+        included: ``create`` adds a job's bytes to a per-owner daily tally that ``delete`` never
+        touches."""
         ...

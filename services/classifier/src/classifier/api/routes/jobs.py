@@ -17,6 +17,8 @@ from classifier.core.errors import JobNotFoundError, JobStateError, ResultNotFou
 from classifier.jobs.document import job_document
 from classifier.jobs.records import Job, JobFilters, JobStatus
 from classifier.recordings.exports import RESULT_FILES
+from classifier.security.auth import Principal, PrincipalDep
+from classifier.security.ownership import listing_owner, may_access_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,9 +36,11 @@ _UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 JobId = Annotated[str, Path(description="The job's id, as submitting answered it.")]
 
 
-async def _job(jobs: JobsDep, job_id: str) -> Job:
+async def _job(jobs: JobsDep, job_id: str, principal: Principal | None) -> Job:
+    """The job, when it exists and ``principal`` may see it; another key's job is answered
+    exactly as a job that does not exist, so its id's existence is not told either."""
     job = await anyio.to_thread.run_sync(jobs.store.get, job_id)
-    if job is None:
+    if job is None or not may_access_job(principal, job.owner):
         raise JobNotFoundError(f"no job {job_id!r} (finished jobs expire after a while)")
     return job
 
@@ -45,13 +49,16 @@ async def _job(jobs: JobsDep, job_id: str) -> Job:
 async def list_jobs(
     request: Request,
     jobs: JobsDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page.")] = 20,
     offset: Annotated[int, Query(ge=0, description="Jobs to skip.")] = 0,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     subject: Annotated[str | None, Query(description="Only jobs of this subject.")] = None,
     session: Annotated[str | None, Query(description="Only jobs of this session.")] = None,
 ) -> JSONResponse:
-    filters = JobFilters(status=status, subject=subject, session=session)
+    filters = JobFilters(
+        status=status, subject=subject, session=session, owner=listing_owner(principal)
+    )
     page = await anyio.to_thread.run_sync(
         lambda: jobs.store.list(filters, limit=limit, offset=offset)
     )
@@ -78,8 +85,8 @@ async def list_jobs(
     summary="One job: status, progress, recording, model, parameters, links to its results",
     responses={404: PROBLEM},
 )
-async def get_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
-    return JSONResponse(dict(job_document(await _job(jobs, job_id))))
+async def get_job(job_id: JobId, jobs: JobsDep, principal: PrincipalDep) -> JSONResponse:
+    return JSONResponse(dict(job_document(await _job(jobs, job_id, principal))))
 
 
 @router.delete(
@@ -88,8 +95,10 @@ async def get_job(job_id: JobId, jobs: JobsDep) -> JSONResponse:
     status_code=202,
     responses={204: {"description": "Deleted."}, 404: PROBLEM, 409: PROBLEM},
 )
-async def delete_job(job_id: JobId, jobs: JobsDep, service: ServiceDep) -> Response:
-    job = await _job(jobs, job_id)
+async def delete_job(
+    job_id: JobId, jobs: JobsDep, service: ServiceDep, principal: PrincipalDep
+) -> Response:
+    job = await _job(jobs, job_id, principal)
     if job.status is JobStatus.CANCELLED:
         raise JobStateError(
             f"job {job_id} is already cancelled; its files are gone and its record expires "
@@ -142,12 +151,14 @@ def _download_name(job: Job, file_name: str) -> str:
         409: {**PROBLEM, "description": "The job has not succeeded (the detail says its status)."},
     },
 )
-async def get_result(job_id: JobId, file_name: str, jobs: JobsDep) -> FileResponse:
+async def get_result(
+    job_id: JobId, file_name: str, jobs: JobsDep, principal: PrincipalDep
+) -> FileResponse:
     if file_name not in KNOWN_RESULTS:
         raise ResultNotFoundError(
             f"no result file {file_name!r}; a job's results are {', '.join(KNOWN_RESULTS)}"
         )
-    job = await _job(jobs, job_id)
+    job = await _job(jobs, job_id, principal)
     if job.status is not JobStatus.SUCCEEDED:
         raise JobStateError(
             f"job {job_id} is {job.status.value}; its results exist once it has succeeded"

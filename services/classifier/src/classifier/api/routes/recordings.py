@@ -14,7 +14,9 @@ import math
 import re
 import secrets
 import shutil
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,15 +44,23 @@ from classifier.core.errors import (
     ImportPathForbiddenError,
     InsufficientStorageError,
     InvalidRecordingRequestError,
+    LimitExceededError,
     TooFewFramesError,
 )
 from classifier.jobs.document import job_document, job_path
 from classifier.jobs.records import InputKind, Job, ModelSummary, NewJob, RecordingSummary
+from classifier.jobs.store import JobStore
 from classifier.model.runtime import SequenceModel
 from classifier.pipeline.decode import DecodeLimits
 from classifier.pipeline.upload import multipart_boundary
 from classifier.recordings.analysis import AnalysisParameters
 from classifier.recordings.source import ImageSequenceSource, probe_video
+from classifier.security.auth import Principal, PrincipalDep
+from classifier.security.ownership import (
+    check_recording_submission,
+    daily_bytes_exceeded,
+    job_owner,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["recordings"])
 
@@ -347,6 +357,41 @@ def _write_frame_list(path: Path, frames: list[StoredFrame]) -> None:
     path.write_text(json.dumps(listed), encoding="utf-8")
 
 
+# --- the per-key quotas ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoreQuota:
+    """The job store as the ownership policy's ``JobQuota``: its (blocking) counts, each run in
+    a worker thread."""
+
+    store: JobStore
+
+    async def running_jobs(self, owner: str) -> int:
+        return await anyio.to_thread.run_sync(self.store.running_jobs, owner)
+
+    async def recording_bytes_on(self, owner: str, day: date) -> int:
+        return await anyio.to_thread.run_sync(self.store.recording_bytes_on, owner, day)
+
+
+async def within_allowance(
+    chunks: AsyncGenerator[bytes, None], principal: Principal, allowance: int, now: datetime
+) -> AsyncIterator[bytes]:
+    """``chunks``, refused with the daily-bytes 429 as soon as they pass ``allowance`` (a body
+    without a Content-Length, or one whose header understated it)."""
+    limit = principal.limits.recording_bytes_per_day
+    assert limit is not None  # an allowance exists only under a daily limit
+    received = 0
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > allowance:
+                raise daily_bytes_exceeded(principal, limit - allowance, received, now)
+            yield chunk
+    finally:
+        await chunks.aclose()
+
+
 # --- the route ---------------------------------------------------------------------------------
 
 
@@ -369,6 +414,11 @@ def _write_frame_list(path: Path, frames: list[StoredFrame]) -> None:
         413: {**PROBLEM, "description": "Over max_recording_bytes or an image-sequence limit."},
         415: {**PROBLEM, "description": "Not multipart, not a video, or an unsupported codec."},
         422: {**PROBLEM, "description": "A bad field, or fewer frames than one window."},
+        429: {
+            **PROBLEM,
+            "description": "The API key is at its max_running_jobs or over its "
+            "recording_bytes_per_day (see Retry-After).",
+        },
         503: {**PROBLEM, "description": "Too many uploads at once (see Retry-After)."},
         507: {**PROBLEM, "description": "The data folder has no room for the upload."},
     },
@@ -399,6 +449,7 @@ async def submit_recording(
     models: ModelsDep,
     service: ServiceDep,
     jobs: JobsDep,
+    principal: PrincipalDep,
 ) -> JSONResponse:
     served = models.get(name)
     model = served.model
@@ -408,24 +459,43 @@ async def submit_recording(
     header = request.headers.get("content-length")
     check_declared_length(header, limits)
     declared = int(header) if header else 0
+    # With keys off (no principal) this is a no-op that never touches the store.
+    now = datetime.fromtimestamp(service.wall_clock(), UTC)
+    try:
+        allowance = await check_recording_submission(
+            StoreQuota(jobs.store), principal, int(header) if header else None, now=now
+        )
+    except LimitExceededError as exc:
+        _note_refusal(request, exc)
+        raise
     await anyio.to_thread.run_sync(
         _check_free_space, jobs.data.uploads, declared, settings.min_free_bytes
     )
     job_id = new_job_id()
     upload_dir = jobs.data.upload_dir(job_id)
     submission = Submission()
+    chunks: AsyncIterator[bytes]
+    if allowance is None:
+        chunks = body_chunks(request, limits)
+    else:
+        assert principal is not None  # an allowance is a key's
+        chunks = within_allowance(body_chunks(request, limits), principal, allowance, now)
     try:
         received = await receive_recording(
-            body_chunks(request, limits),
+            chunks,
             boundary,
             upload_dir,
             upload_limits(settings),
             on_field=lambda field_name, value: apply_field(submission, field_name, value, model),
         )
-        job = await _queue_job(service, jobs, model, job_id, received, submission)
-    except BaseException:
+        job = await _queue_job(
+            service, jobs, model, job_id, received, submission, principal, now.date()
+        )
+    except BaseException as exc:
         # Synchronous on purpose: a cancelled request (client gone) must still clean up.
         jobs.data.remove_job(job_id)
+        if isinstance(exc, LimitExceededError):
+            _note_refusal(request, exc)
         raise
     record = access_record(request)
     if record is not None:
@@ -451,6 +521,13 @@ async def submit_recording(
     )
 
 
+def _note_refusal(request: Request, exc: LimitExceededError) -> None:
+    """Name the limit in the access record's ``refused``, as the key check does for ``rps``."""
+    record = access_record(request)
+    if record is not None:
+        record.refused = exc.limit
+
+
 async def _queue_job(
     service: ServiceState,
     jobs: Jobs,
@@ -458,6 +535,8 @@ async def _queue_job(
     job_id: str,
     received: ReceivedRecording,
     submission: Submission,
+    principal: Principal | None,
+    usage_day: date,
 ) -> Job:
     settings = service.settings
     AnalysisParameters(
@@ -489,5 +568,8 @@ async def _queue_job(
         subject=submission.subject,
         session=submission.session,
         metadata=submission.metadata,
+        owner=job_owner(principal),
+        recording_bytes=received.bytes_received,
+        usage_day=usage_day,
     )
     return await anyio.to_thread.run_sync(jobs.store.create, new)
