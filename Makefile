@@ -50,7 +50,7 @@ install-dev: $(VENV)/.dev ## Add the pinned test, lint and static-check tools
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 chromium: ## Debian's chromium and chromium-driver for the browser tests, when missing (apt, as root)
-	@test -x $(CHROMIUM_PATH) && command -v chromedriver >/dev/null || { \
+	@test -x $(CHROMIUM_PATH) || { \
 		echo "chromium: installing Debian's chromium and chromium-driver"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
