@@ -26,7 +26,8 @@ K8S_RENDERED := build/kubernetes
 K8S_CUSTOM_KINDS := kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/|kind InferenceService with api version serving\.kserve\.io/
 
 .PHONY: help install install-dev run test test-unit test-e2e test-model lint lint-static \
-        lint-deploy fmt model model-parts frame-head golden lock up up-scale e2e down logs bench \
+        lint-deploy fmt model model-parts frame-head golden lock evaluate up up-scale e2e down \
+        logs bench \
         bench-bound clean
 
 help: ## List the targets
@@ -111,6 +112,9 @@ test-model: $(TRAIN_VENV)/.train ## Training code under mypy --strict; the model
 
 golden: $(VENV)/.runtime ## Rewrite tests/model/golden.json for the bundled model, the service's way
 	$(BIN)/python $(CLASSIFIER)/training/golden.py
+
+evaluate: $(VENV)/.runtime ## Score the model on held-out H.264 recordings; writes docs/model-card.md (~1 h cold)
+	$(BIN)/python $(CLASSIFIER)/training/evaluate.py $(EVALUATE_ARGS)
 
 # --- the benchmark ------------------------------------------------------------------------------
 $(VENV)/.bench: $(VENV)/.dev $(CLASSIFIER)/requirements-bench.txt

@@ -25,6 +25,17 @@ def _no_classifier_variables(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def data_dir(
+    _no_classifier_variables: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A data folder (job store, uploads, results) of the test's own, for every app and server
+    the test starts, so none of them writes into the checkout's default one."""
+    folder = tmp_path / "data"
+    monkeypatch.setenv("CLASSIFIER_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     """A folder with the brightness test model and its manifest."""

@@ -170,8 +170,10 @@ def start_receiver(work: Path, log_dir: Path, timeout: float) -> tuple[Service, 
     return receiver, port
 
 
-def classifier_env(port: int, fluentd_port: int) -> dict[str, str]:
+def classifier_env(port: int, fluentd_port: int, data_dir: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in FIXED_BY_COMPOSITION}
+    # Jobs, uploads and results of this run, kept with its records (compose has a volume).
+    env.setdefault("CLASSIFIER_DATA_DIR", str(data_dir))
     env.update(
         CLASSIFIER_HOST=LOOPBACK,
         CLASSIFIER_PORT=str(port),
@@ -192,7 +194,7 @@ def start_classifier(work: Path, fluentd_port: int) -> tuple[Service, str]:
     classifier = Service(
         "classifier",
         [sys.executable, "-m", "classifier"],
-        classifier_env(port, fluentd_port),
+        classifier_env(port, fluentd_port, work / "data"),
         work / "classifier.out",
     )
     return classifier, url

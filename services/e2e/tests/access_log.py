@@ -33,6 +33,8 @@ ACCESS_FIELDS = (
     "label",
     "confidence",
     "error",
+    "job_id",
+    "bytes_stored",
     "api_key",
     "refused",
     "shed",

@@ -13,10 +13,13 @@ from classifier import __version__
 from classifier.api.deps import ServiceState
 from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
-from classifier.api.routes import health, meta, models, oip, predict
+from classifier.api.routes import health, jobs, meta, models, oip, predict, recordings
 from classifier.core.config import Settings
-from classifier.core.errors import ModelLoadError
+from classifier.core.errors import DataDirError, ModelLoadError
 from classifier.core.logs import LogShipper
+from classifier.jobs.data_dir import prepare_data_dir
+from classifier.jobs.runner import JobRunner, RunnableModel
+from classifier.jobs.sqlite_store import SQLiteJobStore
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
 from classifier.model.runtime import load_model
@@ -29,6 +32,8 @@ behaviour) with an ONNX model described by its manifest.
 
 * **Native API** (`/v1`): upload the frames as multipart `frames`, get the label, confidence,
   every label's probability, the top k, the model's name and version and timings.
+* **Recordings** (`/v1/models/{name}/recordings`, `/v1/jobs`): submit a whole video or image
+  sequence, follow its job, download per-frame labels, bouts, time budgets and an ethogram.
 * **Seed-compatible** `POST /predict`: the original service's contract, unchanged.
 * **Operations**: `/health/live`, `/health/ready`, `/metrics` (Prometheus).
 
@@ -80,6 +85,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             await engine.start()
             service.models = ModelRepository([ServedModel(model=model, engine=engine)])
+            try:
+                data = await anyio.to_thread.run_sync(prepare_data_dir, settings.data_dir)
+                store = await anyio.to_thread.run_sync(SQLiteJobStore, data.store_path)
+            except DataDirError as exc:
+                logs.app("data_dir_unusable", level="critical", error=str(exc))
+                raise
+            service.data, service.jobs = data, store
+            service.metrics.watch_job_store(
+                lambda: {status.value: count for status, count in store.counts().items()}
+            )
+            runner = JobRunner(
+                store,
+                data,
+                settings,
+                [RunnableModel(model.name, settings.model_dir)],
+                service.metrics,
+                logs,
+            )
+            service.runner = runner
+            await runner.start()
             service.ready = True
             logs.app(
                 "model_loaded",
@@ -97,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             service.ready = False
+            if service.runner is not None:
+                # Running jobs go back to the queue, for this or another process to resume.
+                await service.runner.stop()
             if service.models is not None:
                 for served in service.models:
                     await served.engine.stop()
@@ -117,7 +145,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs_open else None,
     )
     app.state.service = service
-    for router in (predict.router, models.router, health.router, meta.router, oip.router):
+    for router in (
+        predict.router,
+        models.router,
+        recordings.router,
+        jobs.router,
+        health.router,
+        meta.router,
+        oip.router,
+    ):
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)

@@ -17,16 +17,13 @@ OVERLAYS = sorted(path.name for path in (KUBERNETES / "overlays").iterdir() if p
 
 Manifest = dict[str, Any]
 
-# Settings the deployments set whose fields arrive with the recording and job-store work (issues 11
-# and 14, other branches): the contract names them. Remove each one here once it is a field of
-# classifier.core.config.Settings; until then a misspelling of any other name fails, which
-# the service itself would not notice (it ignores unknown variables): tests/deploy checks it.
+# Settings the deployments set whose fields arrive with later job-store work (the PostgreSQL
+# store and the worker, issue 14): the contract names them. Remove each one here once it is a
+# field of classifier.core.config.Settings (test_compose checks that none is one yet); until then
+# a misspelling of any other name fails, which the service itself would not notice (it ignores
+# unknown variables): tests/deploy checks it.
 PENDING_SETTINGS = {
-    "CLASSIFIER_DATA_DIR",
     "CLASSIFIER_DATABASE_URL",
-    "CLASSIFIER_JOB_RETENTION_HOURS",
-    "CLASSIFIER_JOB_WORKERS",
-    "CLASSIFIER_MAX_RECORDING_BYTES",
     "CLASSIFIER_RUN_JOBS",
     "CLASSIFIER_WORKER_HEALTH_FILE",
 }

@@ -1,4 +1,5 @@
-"""``keys add | rotate | list | revoke`` against a real keys file, run in-process."""
+"""``python -m classifier keys add | rotate | list | revoke`` against a real keys file, run
+in-process through the service's command line (and once as a program)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from classifier.cli import main
 from classifier.core.errors import ApiKeyRequiredError
 from classifier.security.keys import KeyLimits, KeyRing, read_keys_file
-from classifier.security.keys_cli import add_subcommand, byte_count, main, run
+from classifier.security.keys_cli import add_subcommand, byte_count, run
 from tests.support.server import SRC
 
 Output = tuple[int, str, str]
@@ -234,12 +236,12 @@ def test_a_bad_byte_count_is_refused() -> None:
         byte_count("20 gigs")
 
 
-def test_the_module_runs_as_a_program(path: Path) -> None:
+def test_python_m_classifier_keys_runs_as_a_program(path: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "classifier.security.keys_cli",
+            "classifier",
             "keys",
             "add",
             "lab",

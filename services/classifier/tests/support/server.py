@@ -38,8 +38,12 @@ class ServerProcess:
         stop(self.process, STOP_GRACE)
 
 
+#: Passed on from the test's environment: the data folder the ``data_dir`` fixture chose.
+INHERITED = ("CLASSIFIER_DATA_DIR",)
+
+
 def classifier_env(model_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSIFIER_") or k in INHERITED}
     env.update(
         PYTHONPATH=str(SRC),
         PYTHONUNBUFFERED="1",

@@ -52,12 +52,16 @@ class AccessRecord:
     confidence: float | None = None
     #: The name of the error that answered the request (``FrameCountError``, ...).
     error: str | None = None
+    #: A recording submission: the job it queued, and the upload bytes stored for it.
+    job_id: str | None = None
+    bytes_stored: int | None = None
     #: With API keys on: the name of the key the request carried, never the key itself.
     api_key: str | None = None
     #: Why the key check refused the request: ``missing``, ``invalid`` or ``revoked`` (a 401),
     #: or the limit it was over, ``rps`` (a 429).
     refused: str | None = None
-    #: Why admission control refused the request (``concurrency`` or ``queue``).
+    #: Why admission control refused the request (``concurrency`` or ``queue``), or ``uploads``
+    #: for a recording upload over ``max_concurrent_uploads``.
     shed: str | None = None
 
     def as_logged(self) -> dict[str, object]:

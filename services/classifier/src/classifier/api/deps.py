@@ -15,6 +15,9 @@ from classifier.core.config import Settings
 from classifier.core.errors import NotReadyError
 from classifier.core.logs import LogShipper
 from classifier.core.metrics import Metrics
+from classifier.jobs.data_dir import DataDir
+from classifier.jobs.runner import JobRunner
+from classifier.jobs.store import JobStore
 from classifier.model.repository import ModelRepository, ServedModel
 
 if TYPE_CHECKING:
@@ -32,6 +35,10 @@ class ServiceState:
     ready: bool = False
     in_flight: int = 0
     queue_wait_average: float = 0.0  # seconds, a moving average over recent inference requests
+    jobs: JobStore | None = None
+    data: DataDir | None = None
+    runner: JobRunner | None = None
+    uploads_in_flight: int = 0  # recording uploads being received by this process
     access_control: AccessControl | None = None  # API keys and their limits; None: keys off
 
 
@@ -57,3 +64,21 @@ async def get_default_model(models: ModelsDep) -> ServedModel:
 
 
 DefaultModelDep = Annotated[ServedModel, Depends(get_default_model)]
+
+
+@dataclass(frozen=True, slots=True)
+class Jobs:
+    """The job store and the data folder, once the lifespan has opened them."""
+
+    store: JobStore
+    data: DataDir
+    runner: JobRunner | None
+
+
+async def get_jobs(service: ServiceDep) -> Jobs:
+    if service.jobs is None or service.data is None:
+        raise NotReadyError("the job store is not open yet")
+    return Jobs(store=service.jobs, data=service.data, runner=service.runner)
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]

@@ -32,6 +32,8 @@ logger = logging.getLogger("classifier")
 # high enough to notice a standing queue within a few dozen requests, low enough that one slow
 # moment (a GC pause, a burst of 50 uploads) does not count as overload.
 QUEUE_WAIT_SMOOTHING = 0.02
+#: Seconds a refused recording upload is told to wait: uploads last minutes, not milliseconds.
+UPLOAD_RETRY_AFTER_S = 5
 
 
 def _request_id(scope: Scope) -> str:
@@ -42,9 +44,18 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+_RECORDING_UPLOAD = re.compile(r"^/v1/models/[^/]+/recordings/?$")
+
+
+def _is_recording_upload(scope: Scope) -> bool:
+    """A recording submission: minutes of upload, not a clip request (see ``_is_work``)."""
+    return scope["method"] == "POST" and bool(_RECORDING_UPLOAD.match(scope["path"]))
+
+
 def _is_work(scope: Scope) -> bool:
-    """Requests that run the model are admission-controlled; health and metrics never are."""
-    return bool(scope["method"] == "POST")
+    """Requests that run the model are admission-controlled; health and metrics never are, and
+    neither are recording uploads, which have a concurrency limit of their own."""
+    return scope["method"] == "POST" and not _is_recording_upload(scope)
 
 
 class RequestContextMiddleware:
@@ -120,6 +131,28 @@ class RequestContextMiddleware:
                 self._finish(scope, record, start)
                 return
 
+        upload = not work and _is_recording_upload(scope)
+        if upload:
+            if service.uploads_in_flight >= service.settings.max_concurrent_uploads:
+                service.metrics.shed.labels("uploads").inc()
+                response = error_response(
+                    scope["path"],
+                    status=503,
+                    detail=(
+                        f"{service.uploads_in_flight} recording uploads are being received "
+                        "already (limit max_concurrent_uploads); retry shortly"
+                    ),
+                    request_id=request_id,
+                    slug="too-many-uploads",
+                    title="Too many uploads",
+                    headers={"Retry-After": str(UPLOAD_RETRY_AFTER_S)},
+                )
+                record.shed = "uploads"
+                await response(scope, receive, send_with_id)
+                self._finish(scope, record, start)
+                return
+            service.uploads_in_flight += 1
+            service.metrics.uploads_in_flight.inc()
         if work:
             service.in_flight += 1
             service.metrics.in_flight.inc()
@@ -149,6 +182,9 @@ class RequestContextMiddleware:
             if work:
                 service.in_flight -= 1
                 service.metrics.in_flight.dec()
+            if upload:
+                service.uploads_in_flight -= 1
+                service.metrics.uploads_in_flight.dec()
             self._finish(scope, record, start)
 
     def _admission(self, waited: float) -> str | None:

@@ -13,6 +13,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The model bundled with the service (``services/classifier/models/rodent-behaviour``).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "models" / "rodent-behaviour"
+#: Where jobs, uploads and results live unless ``CLASSIFIER_DATA_DIR`` says otherwise
+#: (``services/classifier/data`` in a checkout; the image sets ``/var/lib/classifier``).
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "data"
+
+GIB = 1024 * 1024 * 1024
+MIB = 1024 * 1024
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
@@ -108,6 +114,58 @@ class Settings(BaseSettings):
         le=50,
         description="Batches expected to take less than this run on the event loop, not a thread.",
     )
+
+    # --- recordings and jobs ----------------------------------------------------------------
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="Folder for the job store, uploaded recordings and results."
+    )
+    import_dir: Path | None = Field(
+        None, description="Folder recordings may be submitted from by path; unset: by path is off."
+    )
+    max_recording_bytes: int = Field(
+        4 * GIB, ge=1024, description="Largest recording upload (413 above it)."
+    )
+    max_sequence_frames: int = Field(
+        216_000, ge=1, description="Most frames one image-sequence upload may carry (413 above)."
+    )
+    max_sequence_frame_bytes: int = Field(
+        16 * MIB, ge=64, description="Largest single frame of an image-sequence upload (413)."
+    )
+    max_concurrent_uploads: int = Field(
+        4, ge=1, description="Recording uploads one worker receives at once (503 above it)."
+    )
+    upload_idle_timeout: float = Field(
+        60.0, gt=0, description="Seconds a recording upload may send nothing before it is a 408."
+    )
+    min_free_bytes: int = Field(
+        256 * MIB, ge=0, description="Free space the data folder must keep after an upload (507)."
+    )
+    job_workers: int = Field(
+        1, ge=1, le=256, description="Jobs analysed at once by the whole service."
+    )
+    job_retention_hours: float = Field(
+        72.0, gt=0, description="Hours a finished job and its files are kept."
+    )
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="Seconds a running job stays held without a renewal."
+    )
+    job_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often a process looks for jobs and writes progress."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, le=100, description="Starts a job gets before its holder's deaths fail it."
+    )
+
+    @model_validator(mode="after")
+    def _leases_outlast_renewals(self) -> Settings:
+        # A lease renewed every poll must survive at least one late renewal, or a busy but live
+        # holder would lose its job to another process.
+        if self.job_lease_seconds < 2 * self.job_poll_seconds:
+            raise ValueError(
+                f"job_lease_seconds ({self.job_lease_seconds:g}) must be at least twice "
+                f"job_poll_seconds ({self.job_poll_seconds:g}), how often leases are renewed"
+            )
+        return self
 
     # --- access control (docs/security.md) -----------------------------------------------------
     api_keys_file: Path | None = Field(

@@ -108,6 +108,150 @@ class ClientDisconnectedError(Exception):
     """The client went away mid-upload; nothing is sent back, the event is logged."""
 
 
+# --- recordings: what can be wrong with a whole video or image sequence ----------------------
+
+
+class RecordingError(ClassifierError):
+    """A recording that cannot be analysed. ``type`` is the short snake_case name a failed job
+    reports as ``error.type``; ``status_code`` applies where the error is found at submit."""
+
+    status_code = 422
+    title = "Unusable recording"
+    slug = "unusable-recording"
+    type = "recording_error"
+
+
+class NotAVideoError(RecordingError):
+    """The file's own bytes are no video container FFmpeg can open (whatever it was labelled)."""
+
+    status_code = 415
+    title = "Not a video"
+    slug = "not-a-video"
+    type = "not_a_video"
+
+
+class UnsupportedCodecError(RecordingError):
+    """A container FFmpeg opens, but whose video stream (or frame image format) it cannot decode."""
+
+    status_code = 415
+    title = "Unsupported codec"
+    slug = "unsupported-codec"
+    type = "unsupported_codec"
+
+
+class TooFewFramesError(RecordingError):
+    """Fewer frames than one window of the model's sequence length."""
+
+    title = "Too few frames"
+    slug = "too-few-frames"
+    type = "too_few_frames"
+
+    def __init__(self, frames: int, window: int) -> None:
+        super().__init__(
+            f"the recording has {frames} frame(s), fewer than one window of the model's "
+            f"{window} frames"
+        )
+        self.frames = frames
+        self.window = window
+
+
+class MixedFrameSizesError(RecordingError):
+    """An image sequence whose frames are not all the size of its first frame."""
+
+    title = "Frames of mixed sizes"
+    slug = "mixed-frame-sizes"
+    type = "mixed_frame_sizes"
+
+
+class CorruptRecordingError(RecordingError):
+    """Decoding failed part-way; the message names the frame where it stopped."""
+
+    title = "Corrupt recording"
+    slug = "corrupt-recording"
+    type = "corrupt_recording"
+
+
+class NoDecodableFramesError(RecordingError):
+    """A recording that opened but yielded no frame at all."""
+
+    title = "No decodable frames"
+    slug = "no-decodable-frames"
+    type = "no_decodable_frames"
+
+
+class FrameTooLargeError(RecordingError):
+    """A recording whose frames have more pixels than the configured limit."""
+
+    status_code = 413
+    title = "Frame too large"
+    slug = "frame-too-large"
+    type = "frame_too_large"
+
+
+class InvalidAnalysisParametersError(RecordingError):
+    """Parameters that do not fit the model: a stride above its window, an unknown label."""
+
+    title = "Invalid analysis parameters"
+    slug = "invalid-analysis-parameters"
+    type = "invalid_parameters"
+
+
+class AnalysisCancelledError(RecordingError):
+    """The analysis was asked to stop; raised between chunks of frames."""
+
+    status_code = 409
+    title = "Analysis cancelled"
+    slug = "analysis-cancelled"
+    type = "cancelled"
+
+
+# --- jobs: recordings submitted for analysis, and the jobs that analyse them -----------------
+
+
+class InvalidRecordingRequestError(ClassifierError):
+    """A recording submission whose fields (fps, stride, metadata, ...) are unusable."""
+
+    status_code = 422
+    title = "Invalid recording submission"
+    slug = "invalid-recording-submission"
+
+
+class ImportPathForbiddenError(ClassifierError):
+    """A ``path`` submission while importing is off, or one that resolves outside the folder."""
+
+    status_code = 403
+    title = "Path not importable"
+    slug = "path-not-importable"
+
+
+class InsufficientStorageError(ClassifierError):
+    """The data folder has no room for the upload."""
+
+    status_code = 507
+    title = "Insufficient storage"
+    slug = "insufficient-storage"
+
+
+class JobNotFoundError(ClassifierError):
+    status_code = 404
+    title = "Job not found"
+    slug = "job-not-found"
+
+
+class ResultNotFoundError(ClassifierError):
+    status_code = 404
+    title = "Result not found"
+    slug = "result-not-found"
+
+
+class JobStateError(ClassifierError):
+    """What was asked does not fit the job's status (a result before success, a second cancel)."""
+
+    status_code = 409
+    title = "Job state conflict"
+    slug = "job-state-conflict"
+
+
 # --- access: API keys and per-key limits (classifier/security) ----------------------
 
 
@@ -160,3 +304,7 @@ class ModelLoadError(Exception):
 
 class KeysFileError(Exception):
     """The API keys file cannot be read or parsed (an operator's mistake, not a client's)."""
+
+
+class DataDirError(Exception):
+    """The data folder cannot be used; the message is one clear line for the operator."""

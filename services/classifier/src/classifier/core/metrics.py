@@ -8,9 +8,12 @@ then sums all of them, so ``/metrics`` describes the whole server, not one worke
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -18,7 +21,36 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 INFERENCE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-SHED_REASONS = ("concurrency", "queue")
+SHED_REASONS = ("concurrency", "queue", "uploads")
+# Jobs take seconds (a short clip) to hours (a night of video).
+JOB_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200)
+JOB_OUTCOMES = ("succeeded", "failed", "cancelled")
+JOB_STATUSES = ("queued", "running", *JOB_OUTCOMES)
+
+#: Reads how many jobs are in each status now, from the job store.
+JobCounts = Callable[[], Mapping[str, int]]
+
+
+class _JobStoreCollector(Collector):
+    """Jobs by status, read from the store at scrape time: the store is shared by every
+    process, so the numbers are the whole service's without summing anything."""
+
+    def __init__(self, counts: JobCounts) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = self._counts()
+        except Exception:  # a busy or broken store must not fail the whole scrape
+            return
+        family = GaugeMetricFamily(
+            "classifier_jobs",
+            "Jobs in the store now, by status (queued: waiting for a worker).",
+            labels=["status"],
+        )
+        for status in JOB_STATUSES:
+            family.add_metric([status], counts.get(status, 0))
+        yield family
 
 
 class Metrics:
@@ -78,8 +110,9 @@ class Metrics:
         )
         self.shed = Counter(
             "classifier_requests_shed",
-            "Requests refused with 503, by reason: concurrency (too many in flight) or queue "
-            "(waited too long for the worker to start them).",
+            "Requests refused with 503, by reason: concurrency (too many in flight), queue "
+            "(waited too long for the worker to start them) or uploads (too many recording "
+            "uploads at once).",
             ["reason"],
             registry=self.registry,
         )
@@ -92,12 +125,46 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.jobs_finished = Counter(
+            "classifier_jobs_finished",
+            "Recording jobs that ended, by outcome.",
+            ["status"],
+            registry=self.registry,
+        )
+        for outcome in JOB_OUTCOMES:
+            self.jobs_finished.labels(outcome)
+        self.job_frames = Counter(
+            "classifier_job_frames_analysed",
+            "Frames of recordings analysed by jobs that succeeded.",
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "classifier_job_duration_seconds",
+            "Time from a job's start (its last attempt) to its end, by outcome.",
+            ["status"],
+            buckets=JOB_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.uploads_in_flight = Gauge(
+            "classifier_recording_uploads_in_flight",
+            "Recording uploads being received now.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        # Read at scrape time rather than counted: see _JobStoreCollector.
+        self._store_registry = CollectorRegistry()
+
+    def watch_job_store(self, counts: JobCounts) -> None:
+        """Export ``classifier_jobs{status}`` from ``counts`` at every scrape."""
+        self._store_registry.register(_JobStoreCollector(counts))
+
     def render(self) -> bytes:
+        from_store = generate_latest(self._store_registry)
         if not self.multiprocess:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry) + from_store
         merged = CollectorRegistry()
         MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # untyped upstream
-        return generate_latest(merged)
+        return generate_latest(merged) + from_store
 
     def close(self) -> None:
         """Retire this process's live gauges from the shared multiprocess samples."""

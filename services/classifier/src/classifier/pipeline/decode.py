@@ -57,7 +57,7 @@ def _describe(frame: UploadedFrame) -> str:
     return f"frame {frame.index} ({frame.filename})"
 
 
-def _open(frame: UploadedFrame) -> Image.Image:
+def open_frame(frame: UploadedFrame) -> Image.Image:
     """Open lazily (header only) among the supported formats, naming what was wrong on failure."""
     try:
         return Image.open(io.BytesIO(frame.data), formats=SUPPORTED_FORMATS)
@@ -111,7 +111,7 @@ def decode_frame(frame: UploadedFrame, spec: InputSpec, limits: DecodeLimits) ->
     fast = decode_png_fast(frame.data, spec)
     if fast is not None:
         return fast
-    with _open(frame) as image:
+    with open_frame(frame) as image:
         width, height = image.size
         if width * height > limits.max_frame_pixels:
             raise ContentTooLargeError(
@@ -120,14 +120,19 @@ def decode_frame(frame: UploadedFrame, spec: InputSpec, limits: DecodeLimits) ->
             )
         try:
             image.load()
-            converted = _convert(image, spec.color_mode)
-            if converted.size != (spec.width, spec.height):
-                converted = converted.resize(
-                    (spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter]
-                )
-            pixels: PixelArray = np.asarray(converted, dtype=np.uint8)
+            return conform_image(image, spec)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise UndecodableFrameError(f"{_describe(frame)} could not be decoded: {exc}") from None
+
+
+def conform_image(image: Image.Image, spec: InputSpec) -> PixelArray:
+    """An opened image as the model sees it: the manifest's colour mode, resized with its
+    filter when the size differs, as uint8 pixels. Uploaded frames and the frames of a
+    recording both go through here, so a frame gets the same pixels however it arrived."""
+    converted = _convert(image, spec.color_mode)
+    if converted.size != (spec.width, spec.height):
+        converted = converted.resize((spec.width, spec.height), RESIZE_FILTERS[spec.resize_filter])
+    pixels: PixelArray = np.asarray(converted, dtype=np.uint8)
     return pixels
 
 

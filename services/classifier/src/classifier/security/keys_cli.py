@@ -1,8 +1,8 @@
 """``keys add | rotate | list | revoke``: manage the API keys file from the command line.
 
 A new key is printed once, alone on stdout (so ``KEY=$(... keys add lab)`` works); the file keeps
-only its hash. Wired as ``python -m classifier.security.keys_cli keys ...`` until the service's
-own command line (``python -m classifier keys ...``) calls ``add_subcommand`` and ``run``.
+only its hash. Run as ``python -m classifier keys ...``: the service's command line
+(``classifier.cli``) adds the subcommand with ``add_subcommand`` and hands it to ``run``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import fcntl
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -208,17 +208,3 @@ def _list(entries: list[KeyEntry]) -> None:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m classifier.security.keys_cli",
-        description="Manage the classifier's API keys file.",
-    )
-    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_subcommand(subcommands)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Receive a recording upload: a multipart body streamed to files on disk, never whole in memory.
+
+One ``video`` part becomes one file; ``frames`` parts (an image sequence, often tens of thousands
+of them) become numbered files with their client filenames kept in order; every other part is a
+small form field held in memory. python-multipart's callback parser cuts the parts as the chunks
+arrive; the file writes of each chunk run together in a worker thread, so a slow disk never stalls
+the event loop. The parts' bytes are hashed as they pass (the job's ``input_sha256``, computed as
+``recordings.analysis`` defines it for a video and for an image sequence). Limits are
+checked while streaming: the body's bytes, the frame count, each frame's bytes, the fields. The
+caller owns the target folder and removes it when anything fails.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from classifier.core.errors import (
+    BadUploadError,
+    ContentTooLargeError,
+    InsufficientStorageError,
+    InvalidRecordingRequestError,
+)
+from classifier.recordings.analysis import sequence_sha256
+
+VIDEO_FIELD = "video"
+FRAMES_FIELD = "frames"
+#: How often (in bytes written) the free space of the data folder is checked again.
+FREE_SPACE_CHECK_BYTES = 64 * 1024 * 1024
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingUploadLimits:
+    max_bytes: int
+    max_frames: int
+    max_frame_bytes: int
+    #: Free bytes the data folder must keep; the upload stops with a 507 below it.
+    min_free_bytes: int
+    max_fields: int = 32
+    max_field_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFrame:
+    path: Path
+    filename: str
+
+
+@dataclass(slots=True)
+class ReceivedRecording:
+    """What the body held: form fields, and the recording's parts as stored files."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    video: Path | None = None
+    video_filename: str | None = None
+    frames: list[StoredFrame] = field(default_factory=list)
+    sha256: str = ""
+    bytes_received: int = 0
+
+
+def _suffix(filename: str) -> str:
+    """The client's file extension when it is a plain one (kept for tools that look at it)."""
+    suffix = Path(filename).suffix
+    return suffix.lower() if _SAFE_SUFFIX.match(suffix) else ""
+
+
+def _safe_name(filename: str) -> str:
+    name = _UNSAFE_NAME.sub("_", filename).strip("._")
+    return name[:200] or "recording"
+
+
+def no_space_left(exc: OSError) -> bool:
+    return exc.errno in _NO_SPACE
+
+
+def _out_of_space() -> InsufficientStorageError:
+    return InsufficientStorageError(
+        "the data folder ran out of space while receiving the upload; free some space (or "
+        "delete finished jobs) and submit again"
+    )
+
+
+class _DiskWriter:
+    """The file operations of one chunk, queued by the parser's callbacks, run in a thread."""
+
+    def __init__(self, directory: Path, min_free_bytes: int) -> None:
+        self.directory = directory
+        self.min_free_bytes = min_free_bytes
+        self._pending: list[tuple[str, object]] = []
+        self._handle: BinaryIO | None = None
+        self._since_space_check = 0
+
+    def open(self, path: Path) -> None:
+        self._pending.append(("open", path))
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(("write", data))
+
+    def close(self) -> None:
+        self._pending.append(("close", None))
+
+    def _apply(self, pending: list[tuple[str, object]]) -> None:
+        for operation, argument in pending:
+            if operation == "open":
+                assert isinstance(argument, Path)
+                argument.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = argument.open("wb")
+            elif operation == "write":
+                assert self._handle is not None
+                assert isinstance(argument, bytes)
+                self._handle.write(argument)
+                self._since_space_check += len(argument)
+            elif self._handle is not None:
+                self._handle.close()
+                self._handle = None
+        if self._since_space_check >= FREE_SPACE_CHECK_BYTES:
+            self._since_space_check = 0
+            if shutil.disk_usage(self.directory).free < self.min_free_bytes:
+                raise _out_of_space()
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._apply, pending)
+        except OSError as exc:
+            if no_space_left(exc):
+                raise _out_of_space() from None
+            raise
+
+    def abandon(self) -> None:
+        """Close whatever file is still open (the caller then removes the folder)."""
+        self._pending = []
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class _PartCollector:
+    """The parser's callbacks: sort each part into a field, the video, or the next frame."""
+
+    def __init__(
+        self,
+        writer: _DiskWriter,
+        limits: RecordingUploadLimits,
+        on_field: Callable[[str, str], None] | None,
+    ) -> None:
+        self.writer = writer
+        self.limits = limits
+        self.on_field = on_field
+        self.received = ReceivedRecording()
+        self.digest = hashlib.sha256()  # of the video, or of the frame being received
+        self.frame_digests: list[str] = []
+        self.ended = False
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._kind: str | None = None  # "field", "video" or "frame" for the current part
+        self._name = ""
+        self._field_value = bytearray()
+        self._part_bytes = 0
+        self._parts = 0
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field,
+            "on_header_value": self.header_value,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+            "on_end": self.end,
+        }
+
+    def part_begin(self) -> None:
+        self._headers = {}
+        self._kind = None
+        self._parts += 1
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def header_end(self) -> None:
+        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value).strip()
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def headers_finished(self) -> None:
+        disposition, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if disposition != b"form-data" or b"name" not in params:
+            raise BadUploadError(
+                f"part {self._parts} has no Content-Disposition: form-data header with a name"
+            )
+        self._name = params[b"name"].decode("utf-8", "replace")
+        raw_filename = params.get(b"filename")
+        filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
+        self._part_bytes = 0
+        received = self.received
+        if self._name == VIDEO_FIELD:
+            if received.video is not None:
+                raise InvalidRecordingRequestError("the upload has more than one video part")
+            self._kind = "video"
+            shown = Path(filename or "").name or "recording"
+            # Stored under (a safe form of) its own name: the decoder's messages name the file.
+            received.video = self.writer.directory / "video" / _safe_name(shown)
+            received.video_filename = shown
+            self.writer.open(received.video)
+        elif self._name == FRAMES_FIELD:
+            if len(received.frames) >= self.limits.max_frames:
+                raise ContentTooLargeError(
+                    f"the image sequence has more than {self.limits.max_frames} frames "
+                    "(limit max_sequence_frames)"
+                )
+            self._kind = "frame"
+            self.digest = hashlib.sha256()
+            index = len(received.frames)
+            shown = Path(filename or "").name or f"frame {index}"
+            path = self.writer.directory / "frames" / f"{index:06d}{_suffix(shown)}"
+            received.frames.append(StoredFrame(path, shown))
+            self.writer.open(path)
+        else:
+            if len(received.fields) >= self.limits.max_fields:
+                raise ContentTooLargeError(
+                    f"the upload has more than {self.limits.max_fields} form fields"
+                )
+            if self._name in received.fields:
+                raise InvalidRecordingRequestError(f"the field {self._name!r} is given twice")
+            self._kind = "field"
+            self._field_value.clear()
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        size = end - start
+        self._part_bytes += size
+        if self._kind == "field":
+            if self._part_bytes > self.limits.max_field_bytes:
+                raise ContentTooLargeError(
+                    f"the field {self._name!r} is larger than {self.limits.max_field_bytes} bytes"
+                )
+            self._field_value += data[start:end]
+            return
+        if self._kind == "frame" and self._part_bytes > self.limits.max_frame_bytes:
+            index = len(self.received.frames) - 1
+            raise ContentTooLargeError(
+                f"frame {index} ({self.received.frames[index].filename}) is larger than "
+                f"{self.limits.max_frame_bytes} bytes (limit max_sequence_frame_bytes)"
+            )
+        piece = bytes(data[start:end])
+        self.digest.update(piece)
+        self.writer.write(piece)
+
+    def part_end(self) -> None:
+        if self._kind == "field":
+            try:
+                value = self._field_value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRecordingRequestError(
+                    f"the field {self._name!r} is not UTF-8 text"
+                ) from None
+            self.received.fields[self._name] = value
+            if self.on_field is not None:
+                self.on_field(self._name, value)
+        elif self._kind is not None:
+            self.writer.close()
+            if self._kind == "frame":
+                self.frame_digests.append(self.digest.hexdigest())
+        self._kind = None
+
+    def end(self) -> None:
+        self.ended = True
+
+
+async def receive_recording(
+    chunks: AsyncIterator[bytes],
+    boundary: bytes,
+    directory: Path,
+    limits: RecordingUploadLimits,
+    *,
+    on_field: Callable[[str, str], None] | None = None,
+) -> ReceivedRecording:
+    """Stream the multipart body ``chunks`` into ``directory``.
+
+    ``on_field(name, value)`` sees each form field as soon as it has arrived, so a bad parameter
+    sent before the recording stops the upload at once instead of after gigabytes.
+    """
+    writer = _DiskWriter(directory, limits.min_free_bytes)
+    collector = _PartCollector(writer, limits, on_field)
+    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    received = 0
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limits.max_bytes:
+                raise ContentTooLargeError(
+                    f"the upload is larger than {limits.max_bytes} bytes "
+                    "(limit max_recording_bytes)"
+                )
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise BadUploadError(f"malformed multipart body: {exc}") from None
+            await writer.flush()
+        await writer.flush()
+    except BaseException:
+        writer.abandon()
+        raise
+    if not collector.ended:
+        writer.abandon()
+        raise BadUploadError("the multipart body ends before its closing boundary")
+    result = collector.received
+    # The same input hash the command line computes for the same video or image files.
+    result.sha256 = (
+        sequence_sha256(collector.frame_digests) if result.frames else collector.digest.hexdigest()
+    )
+    result.bytes_received = received
+    return result

@@ -1,0 +1,337 @@
+"""Where a recording's frames come from: a video file (PyAV) or an image sequence (Pillow).
+
+Both yield frames one at a time, already converted to the manifest's size and colour mode by
+``pipeline.decode.conform_image``, the code ``/v1`` classify uses, so a frame gets the same
+pixels whether it arrived as a PNG or inside a video. Nothing here holds more than one frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import av.error
+from av.video.reformatter import VideoReformatter
+from PIL import Image
+
+from classifier.core.errors import (
+    ContentTooLargeError,
+    CorruptRecordingError,
+    FrameTooLargeError,
+    MixedFrameSizesError,
+    NoDecodableFramesError,
+    NotAVideoError,
+    UndecodableFrameError,
+    UnsupportedCodecError,
+    UnsupportedFrameFormatError,
+)
+from classifier.model.manifest import InputSpec
+from classifier.pipeline.decode import (
+    DecodeLimits,
+    PixelArray,
+    conform_image,
+    decode_frame,
+    open_frame,
+)
+from classifier.pipeline.upload import UploadedFrame
+
+#: The default pixel limit of one frame, the same as the service's ``max_frame_pixels``.
+DEFAULT_LIMITS = DecodeLimits(max_frame_pixels=4096 * 4096)
+
+# FFmpeg opens single images through these demuxers; a still image is not a recording.
+_IMAGE_DEMUXERS = ("image2", "_pipe")
+# Leading bytes of the containers we accept, to tell a damaged video from something else.
+_CONTAINER_MAGIC = (
+    (4, b"ftyp"),  # MP4, MOV
+    (4, b"moov"),
+    (4, b"mdat"),
+    (0, b"RIFF"),  # AVI
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingInfo:
+    """What is known about a recording. ``frames`` is what decoding yielded (None before);
+    ``fps`` and ``duration_s`` come from the header until decoding has measured them."""
+
+    filename: str
+    frames: int | None
+    fps: float | None
+    duration_s: float | None
+    width: int
+    height: int
+    codec: str
+    #: Frames the container says it holds, when it says (a progress estimate, never trusted).
+    declared_frames: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedFrame:
+    """One frame: its 0-based position, its start time in seconds from the first frame, and its
+    pixels in the manifest's size and colour mode. ``duration_s`` is how long it is shown when
+    the source says (a video's packet duration), else None."""
+
+    index: int
+    time_s: float
+    pixels: PixelArray
+    duration_s: float | None = None
+
+
+class FrameSource(Protocol):
+    """A recording as ``analyse_recording`` reads it."""
+
+    @property
+    def info(self) -> RecordingInfo: ...
+
+    def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]: ...
+
+
+def _looks_like_container(path: Path) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    return any(head[offset : offset + len(magic)] == magic for offset, magic in _CONTAINER_MAGIC)
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    """Open with PyAV, turning FFmpeg's failures into our errors from the file's own bytes."""
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as exc:
+        if path.stat().st_size and _looks_like_container(path):
+            raise CorruptRecordingError(
+                f"{path.name} looks like a video container but FFmpeg cannot open it "
+                f"(truncated or damaged: {exc.strerror})"
+            ) from None
+        raise NotAVideoError(
+            f"{path.name} is not a video FFmpeg can open (MP4, MOV, AVI, MKV, WebM, ...)"
+        ) from None
+    name = container.format.name
+    if any(name == tag or name.endswith(tag) for tag in _IMAGE_DEMUXERS):
+        container.close()
+        raise NotAVideoError(
+            f"{path.name} is a still image ({name}), not a video; send an image sequence as "
+            "frames with an fps"
+        )
+    if not container.streams.video:
+        container.close()
+        raise NotAVideoError(f"{path.name} has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        tag = getattr(stream, "codec_tag", "") or "unknown"
+        container.close()
+        raise UnsupportedCodecError(
+            f"{path.name} has a video stream in a codec FFmpeg cannot decode ({tag})"
+        )
+    return container
+
+
+def _header_info(filename: str, container: av.container.InputContainer) -> RecordingInfo:
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else None
+    duration: float | None = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    declared = stream.frames or None
+    if declared is None and fps and duration:
+        declared = round(fps * duration)
+    context = stream.codec_context
+    return RecordingInfo(
+        filename=filename,
+        frames=None,
+        fps=fps,
+        duration_s=duration,
+        width=int(context.width),
+        height=int(context.height),
+        codec=str(context.name),
+        declared_frames=declared,
+    )
+
+
+def probe_video(path: Path, filename: str | None = None) -> RecordingInfo:
+    """Read a video's header only; NotAVideoError / UnsupportedCodecError come from its bytes."""
+    with _open_container(path) as container:
+        return _header_info(filename or path.name, container)
+
+
+class VideoSource:
+    """A video file decoded with PyAV (its wheels carry FFmpeg), frame by frame.
+
+    A frame's time is its timestamp (pts x time base) less the first frame's, so variable frame
+    rates keep their real times. Decoding that fails part-way, or a file that ends before the
+    frames its container lists, raises CorruptRecordingError naming the frame where decoding
+    stopped: results for part of a recording would misstate its time budget.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        filename: str | None = None,
+        *,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self.path = path
+        self.limits = limits
+        self._info = probe_video(path, filename)
+        if self._info.width * self._info.height > limits.max_frame_pixels:
+            raise FrameTooLargeError(
+                f"{self._info.filename} is {self._info.width}x{self._info.height} pixels a "
+                f"frame, above the limit of {limits.max_frame_pixels} pixels"
+            )
+
+    @property
+    def info(self) -> RecordingInfo:
+        return self._info
+
+    def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]:
+        name = self._info.filename
+        with _open_container(self.path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            reformatter = VideoReformatter()
+            time_base = stream.time_base or Fraction(1, 1)
+            fallback_step = 1.0 / self._info.fps if self._info.fps else None
+            first_pts: int | None = None
+            index = 0
+            last_time = 0.0
+            try:
+                for frame in container.decode(stream):
+                    if frame.pts is None:
+                        if fallback_step is None:
+                            raise CorruptRecordingError(
+                                f"{name}: frame {index} has no timestamp and the stream no rate"
+                            )
+                        time_s = index * fallback_step
+                    else:
+                        if first_pts is None:
+                            first_pts = frame.pts
+                        time_s = float((frame.pts - first_pts) * time_base)
+                    if index and time_s <= last_time:
+                        # A repeated or backwards timestamp (a damaged file): frames keep their
+                        # decoding order, and times must increase for bouts to have a length.
+                        time_s = last_time + 1e-6
+                    duration = float(frame.duration * time_base) if frame.duration else None
+                    # RGB, as a colour PNG upload decodes, then the same conversion. One
+                    # reformatter for the stream: frame.to_ndarray(format=...) would set up
+                    # FFmpeg's scaler anew for every frame (2.5 ms a 240x240 frame, not 0.16).
+                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+                    image = Image.fromarray(rgb)
+                    pixels = conform_image(image, spec)
+                    yield DecodedFrame(index, time_s, pixels, duration)
+                    last_time = time_s
+                    index += 1
+            except av.error.FFmpegError as exc:
+                if index == 0:
+                    raise NoDecodableFramesError(
+                        f"{name} has no decodable video frames: {exc.strerror}"
+                    ) from None
+                raise CorruptRecordingError(
+                    f"{name}: decoding stopped at frame {index} (after {last_time:.3f} s): "
+                    f"{exc.strerror}"
+                ) from None
+        declared = stream.frames or 0
+        if index == 0:
+            raise NoDecodableFramesError(f"{name} has no decodable video frames")
+        if declared and index < declared:
+            raise CorruptRecordingError(
+                f"{name} is truncated: decoding stopped at frame {index} (after "
+                f"{last_time:.3f} s), but the container lists {declared} frames"
+            )
+
+
+class ImageSequenceSource:
+    """Image files in order (one frame each), decoded by ``decode_frame`` with its limits.
+
+    Frame ``i`` starts at ``i / fps``. Every frame must have the first frame's size: a camera
+    does not change resolution mid-recording, so a different size means a file from elsewhere.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        filenames: Sequence[str],
+        fps: float,
+        *,
+        limits: DecodeLimits = DEFAULT_LIMITS,
+        name: str | None = None,
+    ) -> None:
+        if len(paths) != len(filenames):
+            raise ValueError("paths and filenames differ in length")
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.paths = list(paths)
+        self.filenames = list(filenames)
+        self.fps = float(fps)
+        self.limits = limits
+        if not self.paths:
+            raise NoDecodableFramesError("the image sequence has no frames")
+        width, height = self._size_of(self._uploaded(0))
+        self._info = RecordingInfo(
+            filename=name or (self.filenames[0] if len(self.filenames) == 1 else "frames"),
+            frames=None,
+            fps=self.fps,
+            duration_s=len(self.paths) / self.fps,
+            width=width,
+            height=height,
+            codec="image-sequence",
+            declared_frames=len(self.paths),
+        )
+
+    @property
+    def info(self) -> RecordingInfo:
+        return self._info
+
+    def _describe(self, index: int) -> str:
+        return f"frame {index} ({self.filenames[index]})"
+
+    def _uploaded(self, index: int) -> UploadedFrame:
+        data = self.paths[index].read_bytes()
+        return UploadedFrame(index, self.filenames[index], data)
+
+    def _size_of(self, frame: UploadedFrame) -> tuple[int, int]:
+        """The frame's size from its header (nothing decoded yet)."""
+        with _as_recording_error(), open_frame(frame) as image:
+            width, height = image.size
+        return int(width), int(height)
+
+    def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]:
+        expected = (self._info.width, self._info.height)
+        for index in range(len(self.paths)):
+            frame = self._uploaded(index)
+            size = self._size_of(frame)
+            if size != expected:
+                raise MixedFrameSizesError(
+                    f"{self._describe(index)} is {size[0]}x{size[1]}, but the sequence began "
+                    f"at {expected[0]}x{expected[1]} (frame 0, {self.filenames[0]})"
+                )
+            with _as_recording_error():
+                pixels = decode_frame(frame, spec, self.limits)
+            yield DecodedFrame(index, index / self.fps, pixels, 1.0 / self.fps)
+
+
+@contextmanager
+def _as_recording_error() -> Iterator[None]:
+    """decode_frame's errors (which name the frame) as the recording errors a job reports."""
+    try:
+        yield
+    except UnsupportedFrameFormatError as exc:
+        raise UnsupportedCodecError(exc.detail) from None
+    except UndecodableFrameError as exc:
+        raise CorruptRecordingError(exc.detail) from None
+    except ContentTooLargeError as exc:
+        raise FrameTooLargeError(exc.detail) from None
+
+
+def with_frames(info: RecordingInfo, frames: int, duration_s: float) -> RecordingInfo:
+    """The info once decoding has counted the frames and measured the duration; a stream that
+    declared no rate gets the mean rate it was decoded at."""
+    fps = info.fps if info.fps else (frames / duration_s if duration_s > 0 else None)
+    return replace(info, frames=frames, duration_s=duration_s, fps=fps)
