@@ -103,7 +103,7 @@ model: $(TRAIN_VENV)/.train ## Train the default model; write its graphs (whole 
 model-parts: $(TRAIN_VENV)/.train ## Re-export the frame encoder and temporal head from the trained weights
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/split_export.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
 
-frame-head: $(TRAIN_VENV)/.train ## Train the per-frame sequence head on cached embeddings; write sequence_head.onnx (~10 min)
+frame-head: $(TRAIN_VENV)/.train ## Train the per-frame sequence head on cached embeddings; write sequence_head.onnx (7-25 min)
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/frame_head.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
 
 test-model: $(TRAIN_VENV)/.train ## Training code under mypy --strict; the model tests with PyTorch (parity)
