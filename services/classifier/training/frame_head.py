@@ -273,8 +273,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(2)
-    # Tiny activations late in training would otherwise run as denormals, many times slower.
-    torch.set_flush_denormal(True)
     started = time.perf_counter()
     model = load_model(args.model_dir, intra_op_threads=2)
     labels = model.manifest.labels
