@@ -26,7 +26,8 @@ K8S_RENDERED := build/kubernetes
 K8S_CUSTOM_KINDS := kind (ScaledObject|TriggerAuthentication) with api version keda\.sh/|kind InferenceService with api version serving\.kserve\.io/
 
 .PHONY: help install install-dev chromium run test test-unit test-e2e test-model lint lint-static \
-        lint-deploy fmt model model-parts golden lock evaluate screenshots up up-scale e2e down logs bench \
+        lint-deploy fmt model model-parts frame-head golden lock evaluate screenshots up up-scale e2e \
+        down logs bench \
         bench-bound clean
 
 help: ## List the targets
@@ -112,6 +113,9 @@ model: $(TRAIN_VENV)/.train ## Train the default model; write its graphs (whole 
 
 model-parts: $(TRAIN_VENV)/.train ## Re-export the frame encoder and temporal head from the trained weights
 	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/split_export.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
+
+frame-head: $(TRAIN_VENV)/.train ## Train the per-frame sequence head on cached embeddings; write sequence_head.onnx (7-25 min)
+	$(TRAIN_VENV)/bin/python $(CLASSIFIER)/training/frame_head.py --model-dir $(CLASSIFIER)/models/rodent-behaviour
 
 test-model: $(TRAIN_VENV)/.train ## Training code under mypy --strict; the model tests with PyTorch (parity)
 	$(TRAIN_VENV)/bin/mypy $(CLASSIFIER)/training/*.py

@@ -203,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     opset = int(manifest["provenance"]["opset"])
     # Exported beside the folder first, so that parts which fail the check replace nothing.
     with tempfile.TemporaryDirectory(dir=args.model_dir.parent) as staging:
+        # The same weights give the same encoder, so a trained sequence head still fits it.
+        sequence_head = manifest.get("parts", {}).get("sequence_head")
         manifest["parts"] = export_parts(model, Path(staging), spec["frames"], opset)
+        if sequence_head is not None:
+            manifest["parts"]["sequence_head"] = sequence_head
         difference = largest_difference(args.model_dir, manifest, Path(staging))
         if difference > TOLERANCE:
             print(

@@ -352,11 +352,15 @@ def analyze(args: argparse.Namespace) -> int:
 def _analyze_one(
     recording: Recording, model: SequenceModel, parameters: AnalysisParameters, args: Any
 ) -> str:
-    from classifier.recordings.analysis import Provenance, analyse_recording
+    from classifier.recordings.analysis import (
+        Provenance,
+        analyse_recording,
+        recorded_parameters,
+    )
     from classifier.recordings.exports import write_results
 
     source, digest = _open_source(recording, args.fps)
-    if _already_done(recording.out_dir, digest, model, parameters.to_dict()):
+    if _already_done(recording.out_dir, digest, model, recorded_parameters(parameters, model)):
         return "skipped, already complete"
     bar = ProgressBar(recording.name, sys.stderr)
     analysis = analyse_recording(source, model, parameters, progress=bar)

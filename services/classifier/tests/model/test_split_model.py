@@ -17,7 +17,7 @@ from classifier.core.config import DEFAULT_MODEL_DIR as MODEL_DIR
 from classifier.model.runtime import PARTS_TOLERANCE, SequenceModel, load_model
 
 MIB = 1024 * 1024
-PARTS = ("frame_encoder", "temporal_head")
+PARTS = ("frame_encoder", "temporal_head", "sequence_head")
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | str]:

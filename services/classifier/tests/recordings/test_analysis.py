@@ -201,7 +201,12 @@ def test_result_json_and_the_zip_carry_the_provenance(
     document = json.loads((out / "result.json").read_text())
     assert document["provenance"] == provenance.to_dict()
     assert document["provenance"]["input_sha256"] == file_sha256(short_recording[0])
-    assert document["provenance"]["parameters"] == {"stride": 1, "min_bout_ms": 200, "bin_s": 4.0}
+    assert document["provenance"]["parameters"] == {
+        "stride": 1,
+        "min_bout_ms": 200,
+        "bin_s": 4.0,
+        "method": "sequence_head",
+    }
     assert document["recording"] == {
         "filename": "cage.mp4",
         "frames": SHORT_FRAMES,
@@ -251,7 +256,10 @@ def test_stride_above_one_covers_the_first_and_the_last_frames(
     short_recording: tuple[Path, np.ndarray, list[str]], bundled_model: SequenceModel
 ) -> None:
     path, _, _ = short_recording
-    analysis = analyse_recording(VideoSource(path), bundled_model, AnalysisParameters(stride=24))
+    # Stride steps the windows, so it applies to window aggregation (the sequence head runs none).
+    analysis = analyse_recording(
+        VideoSource(path), bundled_model, AnalysisParameters(stride=24), method="window_mean"
+    )
     assert analysis.frames == SHORT_FRAMES
     assert analysis.windows == len(window_starts(SHORT_FRAMES, 24, 24)) == 15
     sums = analysis.probabilities.sum(axis=1)
@@ -346,5 +354,10 @@ def test_provenance_times_are_iso_8601_utc_with_milliseconds(bundled_model: Sequ
         created_at=moment,
     )
     assert provenance.created_at == "2026-12-01T10:00:00.123Z"
-    assert provenance.parameters == {"stride": 2, "min_bout_ms": {"rear": 150}, "bin_s": None}
+    assert provenance.parameters == {
+        "stride": 2,
+        "min_bout_ms": {"rear": 150},
+        "bin_s": None,
+        "method": "sequence_head",  # the bundled model ships a sequence head
+    }
     assert provenance.model_sha256 == bundled_model.manifest.sha256

@@ -73,7 +73,12 @@ def test_analyze_writes_one_result_folder_per_recording(
         assert written == {*RESULT_FILES, "time_budget_bins.csv"}
         result = json.loads((out / name / "result.json").read_text())
         assert result["frames"] == frames
-        assert result["parameters"] == {"stride": 1, "min_bout_ms": {"walk": 100}, "bin_s": 5.0}
+        assert result["parameters"] == {
+            "stride": 1,
+            "min_bout_ms": {"walk": 100},
+            "bin_s": 5.0,
+            "method": "sequence_head",
+        }
         assert result["provenance"]["subject"] == "m1"
         assert f"{name}: {frames} frames" in captured.out
     assert "cage: 100% (360 frames" in captured.err  # the progress bar (not a terminal: lines)

@@ -81,6 +81,15 @@ class FrameEncoderPart(ModelPart):
     embedding_size: int = Field(ge=1, le=65536, description="E, one frame's embedding length.")
 
 
+class SequenceHeadPart(ModelPart):
+    """Embeddings of a whole recording ``[1, L, E]`` (any L) -> per-frame scores
+    ``[1, L, labels]``. Each frame's scores depend only on the ``context_frames`` embeddings
+    either side of it, so a stream may be labelled in chunks overlapping by that much."""
+
+    kind: Literal["logits", "probabilities"]
+    context_frames: int = Field(ge=0, le=1 << 20, description="Receptive-field radius in frames.")
+
+
 class ModelParts(BaseModel):
     """The whole-clip graph split in two, from the same weights: the frame encoder, and the
     temporal head over a window of embeddings ``[W, input.frames, E]`` -> ``[W, labels]``
@@ -90,6 +99,8 @@ class ModelParts(BaseModel):
 
     frame_encoder: FrameEncoderPart
     temporal_head: ModelPart
+    #: Optional: labels every frame from the encoder's embeddings (instead of averaging windows).
+    sequence_head: SequenceHeadPart | None = None
 
 
 class Manifest(BaseModel):

@@ -14,7 +14,13 @@ import onnxruntime as ort
 
 from classifier.core.arrays import FloatArray
 from classifier.core.errors import ManifestError, ModelLoadError
-from classifier.model.manifest import Manifest, ModelPart, ModelParts, load_manifest
+from classifier.model.manifest import (
+    Manifest,
+    ModelPart,
+    ModelParts,
+    SequenceHeadPart,
+    load_manifest,
+)
 
 PARTS_TOLERANCE = 1e-4
 """Largest difference in a class probability allowed between the split and whole-clip paths."""
@@ -84,11 +90,11 @@ def _check_graph(manifest: Manifest, session: ort.InferenceSession) -> None:
 
 def _check_dims(graph: str, dims: list[object], want: list[tuple[int, str]]) -> None:
     """Rank and fixed axes of a graph tensor (the batch axis free); `want` gives each later
-    axis's size and where it comes from, for the message."""
+    axis's size and where it comes from, for the message (size 0: any)."""
     if len(dims) != len(want) + 1:
         raise ModelLoadError(f"{graph} has rank {len(dims)}, expected {len(want) + 1}")
     for axis, (got, (size, source)) in enumerate(zip(dims[1:], want, strict=True), start=1):
-        if isinstance(got, int) and got != size:
+        if size and isinstance(got, int) and got != size:
             raise ModelLoadError(f"{graph} axis {axis} is {got}, expected {size} ({source})")
 
 
@@ -140,9 +146,39 @@ def _load_parts(
     _check_dims(f"temporal_head input {head_spec.input!r}", head_in, window_axes)
     labels = [(len(manifest.labels), "the manifest's labels")]
     _check_dims(f"temporal_head output {head_spec.output!r}", head_out, labels)
-    parts = ModelPartSessions(spec=manifest.parts, encoder=encoder, head=head)
+    sequence = None
+    if manifest.parts.sequence_head is not None:
+        sequence = _load_sequence_head(
+            model_dir, manifest.parts.sequence_head, size, len(manifest.labels), intra_op_threads
+        )
+    parts = ModelPartSessions(spec=manifest.parts, encoder=encoder, head=head, sequence=sequence)
     _check_parts_agree(manifest, whole, parts)
     return parts
+
+
+def _load_sequence_head(
+    model_dir: Path, spec: SequenceHeadPart, size: int, labels: int, intra_op_threads: int
+) -> ort.InferenceSession:
+    """The optional per-frame head: `[1, L, E]` -> `[1, L, labels]`, checked on a test run."""
+    session, dims_in, dims_out = _load_part(model_dir, "sequence_head", spec, intra_op_threads)
+    free = (0, "any length")
+    _check_dims(f"sequence_head input {spec.input!r}", dims_in, [free, (size, "embedding_size")])
+    _check_dims(f"sequence_head output {spec.output!r}", dims_out, [free, (labels, "labels")])
+    length = 2 * spec.context_frames + 3
+    probe = np.random.default_rng(0).random((1, length, size), dtype=np.float32)
+    try:
+        scores = np.asarray(session.run([spec.output], {spec.input: probe})[0])
+    except Exception as exc:  # onnxruntime raises its own assorted types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(
+            f"sequence_head failed on {length} test frames: {first_line}"
+        ) from None
+    if scores.shape != (1, length, labels) or not np.all(np.isfinite(scores)):
+        raise ModelLoadError(
+            f"sequence_head gives shape {scores.shape} (finite: {bool(np.isfinite(scores).all())}) "
+            f"for {length} frames, expected (1, {length}, {labels})"
+        )
+    return session
 
 
 def _check_parts_agree(
@@ -190,6 +226,8 @@ class ModelPartSessions:
     spec: ModelParts
     encoder: ort.InferenceSession
     head: ort.InferenceSession
+    #: The per-frame sequence head, when the manifest declares one.
+    sequence: ort.InferenceSession | None = None
 
     def encode(self, frames: FloatArray) -> FloatArray:
         part = self.spec.frame_encoder
@@ -198,6 +236,58 @@ class ModelPartSessions:
     def score(self, embeddings: FloatArray) -> FloatArray:
         part = self.spec.temporal_head
         return np.asarray(self.head.run([part.output], {part.input: embeddings})[0], np.float32)
+
+
+class FrameLabeler:
+    """Per-frame probabilities from a stream of embeddings, through the sequence head run on
+    chunks that overlap by its ``context_frames`` on each side: each frame's result equals one
+    run over the whole recording, while only a chunk and its context are held. ``push`` returns
+    the probabilities of the frames that became final, ``finish`` those of the rest."""
+
+    def __init__(self, model: SequenceModel, chunk_frames: int = 4096) -> None:
+        parts = model.parts
+        if parts is None or parts.sequence is None or parts.spec.sequence_head is None:
+            raise RuntimeError(f"model {model.name!r} ships no sequence head")
+        self._session, self._spec = parts.sequence, parts.spec.sequence_head
+        self._size = parts.spec.frame_encoder.embedding_size
+        self._labels = len(model.manifest.labels)
+        self.chunk_frames = max(1, chunk_frames)
+        self.context = self._spec.context_frames
+        self._buffer = np.zeros((0, self._size), np.float32)
+        self._buffer_start = 0  # recording index of the buffer's first embedding
+        self.done = 0  # frames whose probabilities were returned
+
+    @property
+    def received(self) -> int:
+        return self._buffer_start + len(self._buffer)
+
+    def push(self, embeddings: FloatArray) -> FloatArray:
+        if embeddings.ndim != 2 or embeddings.shape[1] != self._size:
+            raise ValueError(f"embeddings of shape {embeddings.shape}, expected (n, {self._size})")
+        self._buffer = np.concatenate([self._buffer, embeddings.astype(np.float32, copy=False)])
+        ready = [np.zeros((0, self._labels), np.float32)]
+        while self.received - self.done >= self.chunk_frames + self.context:
+            ready.append(self._label(self.done + self.chunk_frames))
+        return np.concatenate(ready)
+
+    def finish(self) -> FloatArray:
+        if self.received == self.done:
+            return np.zeros((0, self._labels), np.float32)
+        return self._label(self.received)
+
+    def _label(self, end: int) -> FloatArray:
+        """Frames done..end, from the embeddings ``context`` either side (as far as they go)."""
+        first = max(0, self.done - self.context)
+        last = min(self.received, end + self.context)
+        window = self._buffer[first - self._buffer_start : last - self._buffer_start]
+        scores = self._session.run([self._spec.output], {self._spec.input: window[None]})[0][0]
+        scores = np.asarray(scores, np.float32)[self.done - first : end - first]
+        self.done = end
+        keep = max(0, self.done - self.context)
+        self._buffer = self._buffer[keep - self._buffer_start :]
+        self._buffer_start = keep
+        result: FloatArray = softmax(scores) if self._spec.kind == "logits" else scores
+        return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +316,18 @@ class SequenceModel:
         """Class probabilities ``[W, labels]`` of windows of embeddings ``[W, T, E]``, equal to
         the whole graph's on the same frames (within PARTS_TOLERANCE)."""
         return self.probabilities_from_scores(self._require_parts().score(embeddings))
+
+    @property
+    def has_sequence_head(self) -> bool:
+        """Whether the model labels every frame itself (``label_frames``)."""
+        return self.parts is not None and self.parts.sequence is not None
+
+    def label_frames(self, embeddings: FloatArray, chunk_frames: int = 4096) -> FloatArray:
+        """Per-frame probabilities ``[L, labels]`` of a recording's embeddings ``[L, E]``,
+        run in chunks with the head's context overlapping (equal to one whole run)."""
+        labeler = FrameLabeler(self, chunk_frames)
+        head = labeler.push(embeddings)
+        return np.concatenate([head, labeler.finish()])
 
     def _require_parts(self) -> ModelPartSessions:
         if self.parts is None:

@@ -1,7 +1,9 @@
-"""One recording, analysed: frames streamed through windows of the model, then bouts and budgets.
+"""One recording, analysed: frames streamed through the model, then bouts and budgets.
 
-``analyse_recording`` is what the jobs runner and the ``analyze`` command line call; it needs
-no HTTP and holds only the last window's frames (plus a few floats per frame) in memory.
+Per-frame probabilities come from the model's sequence head when its manifest declares one
+(frame_labels.py), else from the mean over sliding windows (windows.py). ``analyse_recording``
+is what the jobs runner and the ``analyze`` command line call; it needs no HTTP and holds only
+a batch of frames (plus a few floats per frame) in memory.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ from classifier.recordings.bouts import (
     smooth,
     time_budget,
     transitions,
+)
+from classifier.recordings.frame_labels import (
+    METHODS,
+    SEQUENCE_HEAD,
+    WINDOW_MEAN,
+    SequenceHeadLabeller,
+    default_method,
 )
 from classifier.recordings.source import FrameSource, RecordingInfo, with_frames
 from classifier.recordings.windows import WindowAggregator
@@ -153,13 +162,18 @@ class Provenance:
         created_at: datetime | None = None,
     ) -> Provenance:
         identity = model if isinstance(model, ModelIdentity) else ModelIdentity.of(model)
+        recorded = (
+            parameters.to_dict()
+            if isinstance(model, ModelIdentity)
+            else recorded_parameters(parameters, model)
+        )
         return cls(
             input_sha256=input_sha256,
             service_version=__version__,
             model_name=identity.name,
             model_version=identity.version,
             model_sha256=identity.sha256,
-            parameters=parameters.to_dict(),
+            parameters=recorded,
             subject=subject,
             session=session,
             metadata=dict(metadata or {}),
@@ -181,6 +195,12 @@ class Provenance:
             "source_filename": self.source_filename,
             "created_at": self.created_at,
         }
+
+
+def recorded_parameters(parameters: AnalysisParameters, model: SequenceModel) -> dict[str, Any]:
+    """The parameters as the provenance records them: the submitted ones, plus ``method``, how
+    the model gave each frame its probabilities (``sequence_head`` or ``window_mean``)."""
+    return {**parameters.to_dict(), "method": default_method(model)}
 
 
 def iso_utc(moment: datetime) -> str:
@@ -216,7 +236,7 @@ class RecordingAnalysis:
     labels: tuple[str, ...]
     parameters: AnalysisParameters
     times: FrameTimes
-    probabilities: FloatArray  # [frames, labels], window means
+    probabilities: FloatArray  # [frames, labels]: the sequence head's, or window means
     raw_labels: IntArray  # argmax of probabilities
     smoothed_labels: IntArray  # after min_bout_ms
     bouts: list[Bout]
@@ -225,6 +245,7 @@ class RecordingAnalysis:
     bins: list[BinBudget] | None
     windows: int
     seconds: float = field(default=0.0)
+    method: str = WINDOW_MEAN  # SEQUENCE_HEAD or WINDOW_MEAN
 
     @property
     def frames(self) -> int:
@@ -247,8 +268,11 @@ def analyse_recording(
     *,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    method: str | None = None,
 ) -> RecordingAnalysis:
-    """Label every frame of ``source`` with ``model``; see windows.py and bouts.py for the rules.
+    """Label every frame of ``source`` with ``model``; see frame_labels.py, windows.py and
+    bouts.py for the rules. ``method`` (None: the model's own, ``default_method``) forces
+    ``window_mean`` or ``sequence_head``, for comparing them (make evaluate).
 
     ``progress(frames_done, frames_total)`` is called every few hundred frames; the total is the
     container's estimate while decoding and exact in the last call. ``cancelled()`` is polled
@@ -258,9 +282,19 @@ def analyse_recording(
     manifest = model.manifest
     parameters.validate(manifest)
     spec = manifest.input
-    aggregator = WindowAggregator(
-        spec, len(manifest.labels), model.probabilities_for, stride=parameters.stride
-    )
+    method = method or default_method(model)
+    if method not in METHODS or (method == SEQUENCE_HEAD and not model.has_sequence_head):
+        raise InvalidAnalysisParametersError(
+            f"method {method!r} is not available for model {model.name!r} (it offers "
+            f"{', '.join(m for m in METHODS if m == WINDOW_MEAN or model.has_sequence_head)})"
+        )
+    aggregator: WindowAggregator | SequenceHeadLabeller
+    if method == SEQUENCE_HEAD:
+        aggregator = SequenceHeadLabeller(model)
+    else:
+        aggregator = WindowAggregator(
+            spec, len(manifest.labels), model.probabilities_for, stride=parameters.stride
+        )
     estimate = source.info.declared_frames
     starts: list[float] = []
     last_duration: float | None = None
@@ -302,6 +336,7 @@ def analyse_recording(
         bins=bins,
         windows=aggregator.windows,
         seconds=time.perf_counter() - started,
+        method=method,
     )
 
 

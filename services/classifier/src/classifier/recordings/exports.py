@@ -303,7 +303,7 @@ def result_document(analysis: RecordingAnalysis, provenance: Provenance) -> dict
         "provenance": provenance.to_dict(),
         "recording": recording_document(analysis, provenance),
         "model": analysis.model.to_dict(),
-        "parameters": analysis.parameters.to_dict(),
+        "parameters": {**analysis.parameters.to_dict(), "method": analysis.method},
         "frames": analysis.frames,
         "duration_s": analysis.duration_s,
         "windows": analysis.windows,
