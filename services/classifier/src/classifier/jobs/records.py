@@ -77,6 +77,10 @@ class NewJob:
     subject: str | None = None
     session: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The API key (its id) that submitted the job, for per-key quotas; None when keys are off.
+    owner: str | None = None
+    #: Bytes of recording uploaded for the job (0 for a ``path`` submission).
+    recording_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,8 @@ class Job:
     lease_owner: str | None
     lease_expires: float | None
     result_files: tuple[str, ...]
+    owner: str | None = None
+    recording_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

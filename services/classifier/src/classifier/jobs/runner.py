@@ -163,7 +163,11 @@ class JobRunner:
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + RETENTION_SWEEP_S
-                    await anyio.to_thread.run_sync(self.sweep)
+                    # Once per interval for the whole cluster, whichever process asks first.
+                    if await anyio.to_thread.run_sync(
+                        self.store.take_turn, "retention", RETENTION_SWEEP_S
+                    ):
+                        await anyio.to_thread.run_sync(self.sweep)
                 while len(self._running) < self.settings.job_workers and not self._stopping:
                     claim = await anyio.to_thread.run_sync(self._claim)
                     if claim is None:
