@@ -139,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if service.models is not None:
                 for served in service.models:
                     await served.engine.stop()
+            if service.jobs is not None:
+                service.jobs.close()
             logs.app("shutdown")
             # Bounded (about 1 s when fluentd is stalled), but still kept off the event loop.
             await anyio.to_thread.run_sync(logs.close)

@@ -164,6 +164,8 @@ class PostgresJobStore:
         self._local = threading.local()
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        #: Every thread's connection, so ``close`` can close them all.
+        self._connections: builtins.list[psycopg.Connection[dict[str, Any]]] = []
 
     # --- schema and connections -------------------------------------------------------------
 
@@ -196,18 +198,27 @@ class PostgresJobStore:
                 options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             )
             self._local.connection = connection
+            with self._schema_lock:
+                self._connections.append(connection)
         return connection
 
     def _drop_connection(self) -> None:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
+            with self._schema_lock:
+                if connection in self._connections:
+                    self._connections.remove(connection)
             with suppress(psycopg.Error):
                 connection.close()
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        self._drop_connection()
+        """Close every thread's connection (the app's shutdown); a later call reconnects."""
+        with self._schema_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            with suppress(psycopg.Error):
+                connection.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

@@ -133,6 +133,13 @@ class SQLiteJobStore:
 
     # --- the protocol -----------------------------------------------------------------------
 
+    def close(self) -> None:
+        """This thread's connection (each thread's closes when the thread ends)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
     def prepare(self) -> builtins.list[int]:
         """The schema was upgraded when the store was opened: the steps that took."""
         return list(self._applied)

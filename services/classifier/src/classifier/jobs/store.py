@@ -35,6 +35,10 @@ class JobStore(Protocol):
         while its database is away, and tries again at first use."""
         ...
 
+    def close(self) -> None:
+        """Let go of connections (shutdown); a later call opens them again."""
+        ...
+
     def create(self, new: NewJob) -> Job:
         """Store a queued job."""
         ...

@@ -65,6 +65,7 @@ async def run_worker(
         logs.app("worker_draining", worker=runner.worker_id)
     finally:
         await runner.stop()
+        store.close()
         if health is not None:
             health.unlink(missing_ok=True)
         logs.app("worker_stopped", worker=runner.worker_id)
