@@ -121,13 +121,20 @@ def _database_errors(method: Callable[_P, _R]) -> Callable[_P, _R]:
 
     @functools.wraps(method)
     def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return method(*args, **kwargs)
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            store = args[0]
-            assert isinstance(store, PostgresJobStore)
-            store._drop_connection()
-            raise JobStoreUnavailableError(f"the job database is unavailable: {exc}") from exc
+        store = args[0]
+        assert isinstance(store, PostgresJobStore)
+        # A connection kept from before a database restart fails at its first use: one retry
+        # on a fresh connection tells that apart from a database that is still away.
+        for attempt in (1, 2):
+            try:
+                return method(*args, **kwargs)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                reused = store._drop_connection()
+                if attempt == 2 or not reused:
+                    raise JobStoreUnavailableError(
+                        f"the job database is unavailable: {exc}"
+                    ) from exc
+        raise AssertionError("unreachable")
 
     return call
 
@@ -202,7 +209,8 @@ class PostgresJobStore:
                 self._connections.append(connection)
         return connection
 
-    def _drop_connection(self) -> None:
+    def _drop_connection(self) -> bool:
+        """Forget this thread's connection; whether there was one (opened before this call)."""
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
@@ -211,6 +219,7 @@ class PostgresJobStore:
                     self._connections.remove(connection)
             with suppress(psycopg.Error):
                 connection.close()
+        return connection is not None
 
     def close(self) -> None:
         """Close every thread's connection (the app's shutdown); a later call reconnects."""

@@ -365,6 +365,11 @@ class JobRunner:
             recording = RecordingSummary.from_dict(dict(outcome[1]))
             files = [str(name) for name in outcome[2]]
             results = self.data.results_dir(job.id)
+            # Still ours? A holder that was paused past its lease (and whose job another process
+            # took over) must not put its files over its successor's; ``finish`` checks again.
+            if not await anyio.to_thread.run_sync(self._renew, running):
+                await self._let_go(running)
+                return
             await anyio.to_thread.run_sync(_replace_dir, self._work_dir(claim), results)
             done = await anyio.to_thread.run_sync(
                 lambda: self.store.finish(
