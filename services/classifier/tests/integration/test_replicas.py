@@ -11,13 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -56,12 +55,12 @@ def recordings() -> list[bytes]:
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
-    sink: IO[bytes]
+    log: Path
     health: Path
 
     def records(self) -> list[dict[str, Any]]:
-        self.sink.flush()
-        text = Path(self.sink.name).read_text(encoding="utf-8", errors="replace")
+        """What the worker has written so far (it flushes each line), also once it is gone."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
         return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
     def events(self, name: str) -> list[dict[str, Any]]:
@@ -76,7 +75,8 @@ def running_worker(env: dict[str, str], tmp: Path, name: str) -> Iterator[Worker
     worker_env = classifier_env(
         DEFAULT_MODEL_DIR, free_port(), **env, CLASSIFIER_WORKER_HEALTH_FILE=str(health)
     )
-    with tempfile.NamedTemporaryFile(prefix=f"{name}-", suffix=".log") as sink:
+    log = tmp / f"{name}.log"
+    with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "classifier", "worker"],
             env=worker_env,
@@ -84,10 +84,10 @@ def running_worker(env: dict[str, str], tmp: Path, name: str) -> Iterator[Worker
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        worker = Worker(process, sink, health)
+        worker = Worker(process, log, health)
         try:
             wait_until(lambda: health.exists() or process.poll() is not None, "health file")
-            assert process.poll() is None, Path(sink.name).read_text()
+            assert process.poll() is None, log.read_text()
             yield worker
         finally:
             with_signal(process, signal.SIGCONT)
@@ -158,6 +158,7 @@ def single_process_frames(videos: list[bytes], tmp: Path) -> list[str]:
     return [(out / f"rec{i}" / "frames.csv").read_text() for i in range(len(videos))]
 
 
+@pytest.mark.timeout(300)
 async def test_replicas_and_workers_on_one_database_survive_a_killed_and_a_paused_worker(
     recordings: list[bytes], postgres_url: str, tmp_path: Path, data_dir: Path
 ) -> None:
@@ -166,9 +167,9 @@ async def test_replicas_and_workers_on_one_database_survive_a_killed_and_a_pause
     with (
         running_classifier(DEFAULT_MODEL_DIR, env=api_env) as api_a,
         running_classifier(DEFAULT_MODEL_DIR, env=api_env) as api_b,
-        running_worker(env, tmp_path, "killed") as killed,
-        running_worker(env, tmp_path, "paused") as paused,
-        running_worker(env, tmp_path, "spare") as spare,
+        running_worker(env, tmp_path, "first") as first,
+        running_worker(env, tmp_path, "second") as second,
+        running_worker(env, tmp_path, "third") as third,
     ):
         async with client_for(api_a.url) as a, client_for(api_b.url) as b:
             replicas = [a, b]
@@ -184,18 +185,22 @@ async def test_replicas_and_workers_on_one_database_survive_a_killed_and_a_pause
                 assert other.status_code == 200
                 documents.append(other.json())
 
-            async def held_by(worker: Worker) -> str | None:
-                """A job ``worker`` is analysing now, with progress seen through an API."""
-                for event in worker.events("job_started"):
-                    doc = (await a.get(f"/v1/jobs/{event['job_id']}")).json()
-                    if doc["status"] == "running" and doc["progress"]["frames_done"] > 0:
-                        return str(event["job_id"])
+            async def analysing(workers: list[Worker]) -> tuple[Worker, str] | None:
+                """A worker analysing a job now (progress seen through an API), and the job."""
+                for worker in workers:
+                    for event in worker.events("job_started"):
+                        doc = (await a.get(f"/v1/jobs/{event['job_id']}")).json()
+                        if doc["status"] == "running" and doc["progress"]["frames_done"] > 0:
+                            return worker, str(event["job_id"])
                 return None
 
-            killed_job = await wait_async(lambda: held_by(killed), "a job on the first worker")
+            workers = [first, second, third]
+            killed, killed_job = await wait_async(lambda: analysing(workers), "a running job")
             with_signal(killed.process, signal.SIGKILL)
-            paused_job = await wait_async(lambda: held_by(paused), "a job on the second worker")
+            others = [worker for worker in workers if worker is not killed]
+            paused, paused_job = await wait_async(lambda: analysing(others), "another one")
             with_signal(paused.process, signal.SIGSTOP)
+            spare = next(worker for worker in others if worker is not paused)
 
             def taken_over() -> bool:
                 return any(
