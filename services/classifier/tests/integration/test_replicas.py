@@ -281,3 +281,62 @@ async def test_a_database_outage_leaves_clips_served_and_jobs_resume_when_it_ret
     assert status.headers["retry-after"] == "5"
     assert done["recording"]["frames"] == FRAMES
     assert later["recording"]["frames"] == FRAMES
+
+
+async def test_a_worker_drains_on_sigterm_and_the_api_replica_runs_no_jobs(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    # Long enough to be mid-analysis when the signal comes: 5 x 600 frames.
+    long_video = video_bytes(generate_recording(200, FRAMES * 5)[0])
+    env = {**CLUSTER_ENV, "CLASSIFIER_DATABASE_URL": postgres_url}
+    with running_classifier(DEFAULT_MODEL_DIR, env={**env, "CLASSIFIER_RUN_JOBS": "false"}) as api:
+        async with client_for(api.url) as client:
+            submitted = await submit(client, long_video, "long.mp4")
+            job_id = submitted.json()["id"]
+            queued = (await client.get(f"/v1/jobs/{job_id}")).json()
+            with running_worker(env, tmp_path, "drained") as worker:
+                touched = worker.health.stat().st_mtime
+                await wait_for_status(
+                    client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
+                )
+                await asyncio.to_thread(
+                    wait_until, lambda: worker.health.stat().st_mtime > touched, "a touch"
+                )
+                worker.process.send_signal(signal.SIGTERM)
+                code = await asyncio.to_thread(worker.process.wait, 60)
+                released = (await client.get(f"/v1/jobs/{job_id}")).json()
+                health_left = worker.health.exists()
+                events = {r.get("event") for r in worker.records()}
+        api.process.send_signal(signal.SIGTERM)
+        api_output = api.output()
+
+    assert submitted.status_code == 202
+    assert queued["status"] == "queued"  # the API replica does not take it
+    assert code == 0
+    assert released["status"] == "queued"  # back in the queue for the next worker
+    assert released["started_at"] is not None
+    assert not health_left
+    assert {"worker_started", "job_started", "worker_draining", "job_released"} <= events
+    assert '"event":"job_started"' not in api_output.replace(" ", "")
+
+
+def test_migrate_applies_the_schema_once_and_names_an_unreachable_database(
+    postgres_url: str,
+) -> None:
+    def migrate(url: str) -> subprocess.CompletedProcess[str]:
+        env = classifier_env(DEFAULT_MODEL_DIR, 0, CLASSIFIER_DATABASE_URL=url)
+        return subprocess.run(
+            [sys.executable, "-m", "classifier", "migrate"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first, second = migrate(postgres_url), migrate(postgres_url)
+    away = migrate(f"postgresql://postgres@127.0.0.1:{free_port()}/nothing")
+
+    assert (first.returncode, first.stdout) == (0, "migrate: PostgreSQL: applied 1\n")
+    assert (second.returncode, second.stdout) == (0, "migrate: PostgreSQL: up to date\n")
+    assert away.returncode == 2
+    assert away.stderr.startswith("classifier migrate: the job database is unavailable:")
