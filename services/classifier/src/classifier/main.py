@@ -93,10 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except DataDirError as exc:
                 logs.app("data_dir_unusable", level="critical", error=str(exc))
                 raise
+            applied: list[int] = []
             try:
                 applied = await anyio.to_thread.run_sync(store.prepare)
-                if applied:
-                    logs.app("job_store_migrated", versions=applied)
             except JobStoreUnavailableError as exc:
                 # Readiness never waits for the database: clips are served without it, the job
                 # routes answer 503 until it is back, and the schema is checked at first use.
@@ -124,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sha256=model.manifest.sha256,
                 labels=list(model.manifest.labels),
             )
+            if applied:
+                logs.app("job_store_migrated", versions=applied)
             if service.access_control is not None:
                 logs.app(
                     "api_keys_loaded",
