@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from classifier.core.config import Settings
 from classifier.main import create_app
 from tests.support.app_client import lifespan_client
+from tests.support.postgres import SHARED_URL, answers, private_postgres, scratch_database
 from tests.support.tiny_models import write_model_dir
 
 
@@ -56,3 +57,21 @@ def app(settings: Settings) -> FastAPI:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with lifespan_client(app) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server: the machine's shared one when it answers, else a private
+    one started from the local binaries for this test session."""
+    if answers(SHARED_URL):
+        yield SHARED_URL
+        return
+    with private_postgres() as server:
+        yield server.url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A database of this test's own (runs and tests never see each other's jobs)."""
+    with scratch_database(postgres_server) as url:
+        yield url

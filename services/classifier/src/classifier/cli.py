@@ -1,6 +1,7 @@
 """``python -m classifier``: the command line. ``serve`` (the default) runs the HTTP service;
-``analyze`` runs the recording pipeline on local videos or image folders, without HTTP; ``keys``
-manages the API keys file (``classifier.security.keys_cli``)."""
+``worker`` runs jobs only (``classifier.jobs.worker``); ``migrate`` creates or upgrades the job
+store's schema; ``analyze`` runs the recording pipeline on local videos or image folders, without
+HTTP; ``keys`` manages the API keys file (``classifier.security.keys_cli``)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the model over HTTP (the default); configured by CLASSIFIER_* variables",
         description="Check the model, then serve it with uvicorn as the CLASSIFIER_* settings "
         "say (docs/configuration.md).",
+    )
+    commands.add_parser(
+        "worker",
+        help="run recording jobs only, no HTTP (beside serve with CLASSIFIER_RUN_JOBS=false)",
+        description="Claim and run recording jobs from the job store (CLASSIFIER_DATABASE_URL "
+        "for several replicas) until SIGTERM, which releases the running jobs to the queue. "
+        "CLASSIFIER_WORKER_HEALTH_FILE is touched every few seconds for probes.",
+    )
+    commands.add_parser(
+        "migrate",
+        help="create or upgrade the job store's schema, then exit",
+        description="Apply the job store's pending schema migrations (PostgreSQL at "
+        "CLASSIFIER_DATABASE_URL, else SQLite in CLASSIFIER_DATA_DIR). serve and worker do the "
+        "same at start-up; this runs it on its own, for example before a rollout.",
     )
     analyze = commands.add_parser(
         "analyze",
@@ -125,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return analyze(args)
     if args.command == "keys":
         return keys_cli.run(args)
+    if args.command == "worker":
+        return worker_main()
+    if args.command == "migrate":
+        return migrate_main()
     return serve_main()
 
 
@@ -189,6 +208,52 @@ def serve(settings: Settings, workers: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+# --- worker and migrate ----------------------------------------------------------------------
+
+
+def worker_main() -> int:
+    import asyncio
+
+    from classifier.jobs.runner import RunnableModel
+    from classifier.jobs.store import open_job_store
+    from classifier.jobs.worker import run_worker
+    from classifier.model.runtime import load_model
+
+    settings = Settings()
+    try:
+        model = load_model(settings.model_dir, intra_op_threads=settings.intra_op_threads)
+    except ModelLoadError as exc:
+        print(f"classifier worker: cannot use the model: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        data = prepare_data_dir(settings.data_dir)
+    except DataDirError as exc:
+        print(f"classifier worker: cannot use the data folder: {exc}", file=sys.stderr, flush=True)
+        return 2
+    store = open_job_store(settings.database_url, data.store_path)
+    asyncio.run(run_worker(settings, store, data, [RunnableModel(model.name, settings.model_dir)]))
+    return 0
+
+
+def migrate_main() -> int:
+    from classifier.core.errors import JobStoreUnavailableError
+    from classifier.jobs.store import open_job_store
+
+    settings = Settings()
+    try:
+        data = prepare_data_dir(settings.data_dir)
+        applied = open_job_store(settings.database_url, data.store_path).prepare()
+    except (DataDirError, JobStoreUnavailableError) as exc:
+        print(f"classifier migrate: {exc}", file=sys.stderr, flush=True)
+        return 2
+    where = "PostgreSQL" if settings.database_url else f"SQLite in {data.store_path}"
+    if applied:
+        print(f"migrate: {where}: applied {', '.join(map(str, applied))}")
+    else:
+        print(f"migrate: {where}: up to date")
+    return 0
 
 
 # --- analyze ---------------------------------------------------------------------------------

@@ -15,11 +15,11 @@ from classifier.api.errors import install_error_handlers
 from classifier.api.middleware import RequestContextMiddleware
 from classifier.api.routes import health, jobs, meta, models, oip, predict, recordings
 from classifier.core.config import Settings
-from classifier.core.errors import DataDirError, ModelLoadError
+from classifier.core.errors import DataDirError, JobStoreUnavailableError, ModelLoadError
 from classifier.core.logs import LogShipper
 from classifier.jobs.data_dir import prepare_data_dir
 from classifier.jobs.runner import JobRunner, RunnableModel
-from classifier.jobs.sqlite_store import SQLiteJobStore
+from classifier.jobs.store import open_job_store
 from classifier.model.engine import InferenceEngine
 from classifier.model.repository import ModelRepository, ServedModel
 from classifier.model.runtime import load_model
@@ -91,24 +91,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.models = ModelRepository([ServedModel(model=model, engine=engine)])
             try:
                 data = await anyio.to_thread.run_sync(prepare_data_dir, settings.data_dir)
-                store = await anyio.to_thread.run_sync(SQLiteJobStore, data.store_path)
+                store = await anyio.to_thread.run_sync(
+                    open_job_store, settings.database_url, data.store_path
+                )
             except DataDirError as exc:
                 logs.app("data_dir_unusable", level="critical", error=str(exc))
                 raise
+            applied: list[int] = []
+            try:
+                applied = await anyio.to_thread.run_sync(store.prepare)
+            except JobStoreUnavailableError as exc:
+                # Readiness never waits for the database: clips are served without it, the job
+                # routes answer 503 until it is back, and the schema is checked at first use.
+                logs.app("job_store_unavailable", level="warning", error=exc.detail)
             service.data, service.jobs = data, store
             service.metrics.watch_job_store(
                 lambda: {status.value: count for status, count in store.counts().items()}
             )
-            runner = JobRunner(
-                store,
-                data,
-                settings,
-                [RunnableModel(model.name, settings.model_dir)],
-                service.metrics,
-                logs,
-            )
-            service.runner = runner
-            await runner.start()
+            if settings.run_jobs:
+                runner = JobRunner(
+                    store,
+                    data,
+                    settings,
+                    [RunnableModel(model.name, settings.model_dir)],
+                    service.metrics,
+                    logs,
+                )
+                service.runner = runner
+                await runner.start()
             service.ready = True
             logs.app(
                 "model_loaded",
@@ -117,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sha256=model.manifest.sha256,
                 labels=list(model.manifest.labels),
             )
+            if applied:
+                logs.app("job_store_migrated", versions=applied)
             if service.access_control is not None:
                 logs.app(
                     "api_keys_loaded",
@@ -132,6 +144,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if service.models is not None:
                 for served in service.models:
                     await served.engine.stop()
+            if service.jobs is not None:
+                service.jobs.close()
             logs.app("shutdown")
             # Bounded (about 1 s when fluentd is stalled), but still kept off the event loop.
             await anyio.to_thread.run_sync(logs.close)

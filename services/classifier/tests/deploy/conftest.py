@@ -22,11 +22,7 @@ Manifest = dict[str, Any]
 # field of classifier.core.config.Settings (test_compose checks that none is one yet); until then
 # a misspelling of any other name fails, which the service itself would not notice (it ignores
 # unknown variables): tests/deploy checks it.
-PENDING_SETTINGS = {
-    "CLASSIFIER_DATABASE_URL",
-    "CLASSIFIER_RUN_JOBS",
-    "CLASSIFIER_WORKER_HEALTH_FILE",
-}
+PENDING_SETTINGS: set[str] = set()
 
 
 def kubectl() -> str:

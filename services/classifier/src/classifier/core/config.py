@@ -156,6 +156,27 @@ class Settings(BaseSettings):
         3, ge=1, le=100, description="Starts a job gets before its holder's deaths fail it."
     )
 
+    # --- several replicas (docs/deployment.md) --------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="postgresql:// URL of the shared job store; unset: SQLite in the data folder.",
+    )
+    run_jobs: bool = Field(
+        True, description="serve also runs jobs; false: HTTP only, `worker` processes run them."
+    )
+    worker_health_file: Path | None = Field(
+        None, description="File `worker` creates once ready and touches every few seconds."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("database_url is a postgresql:// URL")
+        return value
+
     @model_validator(mode="after")
     def _leases_outlast_renewals(self) -> Settings:
         # A lease renewed every poll must survive at least one late renewal, or a busy but live

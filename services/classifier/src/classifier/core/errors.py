@@ -255,6 +255,19 @@ class JobStateError(ClassifierError):
 # --- access: API keys and per-key limits (classifier/security) ----------------------
 
 
+class JobStoreUnavailableError(ClassifierError):
+    """The job database cannot be reached (PostgreSQL restarting, the network away): the job
+    routes answer 503 and ask the client to come back; clip classification is unaffected."""
+
+    status_code = 503
+    title = "Job store unavailable"
+    slug = "job-store-unavailable"
+    retry_after = 5
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class ApiKeyRequiredError(ClassifierError):
     """A protected route reached without a key, or with one that is unknown or revoked."""
 

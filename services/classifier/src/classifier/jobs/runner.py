@@ -163,7 +163,11 @@ class JobRunner:
             try:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + RETENTION_SWEEP_S
-                    await anyio.to_thread.run_sync(self.sweep)
+                    # Once per interval for the whole cluster, whichever process asks first.
+                    if await anyio.to_thread.run_sync(
+                        self.store.take_turn, "retention", RETENTION_SWEEP_S
+                    ):
+                        await anyio.to_thread.run_sync(self.sweep)
                 while len(self._running) < self.settings.job_workers and not self._stopping:
                     claim = await anyio.to_thread.run_sync(self._claim)
                     if claim is None:
@@ -361,6 +365,11 @@ class JobRunner:
             recording = RecordingSummary.from_dict(dict(outcome[1]))
             files = [str(name) for name in outcome[2]]
             results = self.data.results_dir(job.id)
+            # Still ours? A holder that was paused past its lease (and whose job another process
+            # took over) must not put its files over its successor's; ``finish`` checks again.
+            if not await anyio.to_thread.run_sync(self._renew, running):
+                await self._let_go(running)
+                return
             await anyio.to_thread.run_sync(_replace_dir, self._work_dir(claim), results)
             done = await anyio.to_thread.run_sync(
                 lambda: self.store.finish(

@@ -4,41 +4,41 @@ WAL mode lets readers (status polls, the job list, metrics scrapes) run while a 
 A claim is one ``BEGIN IMMEDIATE`` transaction, which SQLite serialises across processes, so
 the count of held leases and the take-over of a job are one atomic step: however many uvicorn
 workers poll, no more than ``max_running`` jobs run. The SQL is kept plain (no SQLite-only
-functions beyond ``COALESCE`` and ``CASE``) so a server-backed store can follow it.
+functions beyond ``COALESCE`` and ``CASE``): ``statements`` holds it for both stores.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
+import datetime
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from classifier.jobs import statements as sql
 from classifier.jobs.records import (
-    FINISHED,
     Claim,
-    InputKind,
     Job,
     JobFilters,
     JobPage,
     JobStatus,
-    ModelSummary,
     NewJob,
     Progress,
     RecordingSummary,
 )
+from classifier.jobs.statements import insert_params
 
+#: The schema's version, kept in ``PRAGMA user_version``; each step upgrades from the one before.
 SCHEMA_VERSION = 2
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_S = 10.0
 
-_SCHEMA = """
+_MIGRATIONS: dict[int, str] = {
+    1: """
 CREATE TABLE IF NOT EXISTS jobs (
     id            TEXT PRIMARY KEY,
     status        TEXT NOT NULL,
@@ -66,63 +66,24 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_token   INTEGER NOT NULL DEFAULT 0,
     lease_owner   TEXT,
     lease_expires REAL,
-    result_files  TEXT NOT NULL DEFAULT '[]',
-    owner         TEXT,
-    recording_bytes INTEGER NOT NULL DEFAULT 0
+    result_files  TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
+""",
+    2: """
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+ALTER TABLE jobs ADD COLUMN recording_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at);
+CREATE TABLE IF NOT EXISTS chores (name TEXT PRIMARY KEY, last_run REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS recording_usage (
     owner TEXT NOT NULL,
     day   TEXT NOT NULL,
     bytes INTEGER NOT NULL,
     PRIMARY KEY (owner, day)
 );
-"""
-#: Columns added after version 1, added in place to a database made before them.
-_ADDED_COLUMNS = {
-    "owner": "TEXT",
-    "recording_bytes": "INTEGER NOT NULL DEFAULT 0",
+""",
 }
-#: Made after the columns exist (an older database gets them from ``_ADDED_COLUMNS`` first).
-_OWNER_INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, status)"
-
-_FINISHED_SQL = ", ".join(f"'{status.value}'" for status in sorted(FINISHED))
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _row_to_job(row: sqlite3.Row) -> Job:
-    kind: InputKind = "video" if row["input_kind"] == "video" else "frames"
-    return Job(
-        id=row["id"],
-        status=JobStatus(row["status"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        model=ModelSummary(row["model_name"], row["model_version"], row["model_sha256"]),
-        recording=RecordingSummary.from_dict(json.loads(row["recording"])),
-        input_kind=kind,
-        input_path=row["input_path"],
-        upload_dir=row["upload_dir"],
-        parameters=json.loads(row["parameters"]),
-        subject=row["subject"],
-        session=row["session"],
-        metadata=json.loads(row["metadata"]),
-        progress=Progress(row["frames_done"], row["frames_total"], row["seconds_left"]),
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-        attempts=row["attempts"],
-        lease_token=row["lease_token"],
-        lease_owner=row["lease_owner"],
-        lease_expires=row["lease_expires"],
-        result_files=tuple(json.loads(row["result_files"])),
-        owner=row["owner"],
-        recording_bytes=row["recording_bytes"],
-    )
 
 
 class SQLiteJobStore:
@@ -135,15 +96,12 @@ class SQLiteJobStore:
         connection = self._connection()
         connection.execute("PRAGMA journal_mode=WAL")
         with self._transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            # A database from before ownership: add what it lacks, keeping every job.
-            present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
-            for column, declaration in _ADDED_COLUMNS.items():
-                if column not in present:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declaration}")
-            db.execute(_OWNER_INDEX)
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            self._applied = list(range(version + 1, SCHEMA_VERSION + 1))
+            for step in self._applied:
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- connections ------------------------------------------------------------------------
@@ -181,78 +139,41 @@ class SQLiteJobStore:
 
     # --- the protocol -----------------------------------------------------------------------
 
+    def close(self) -> None:
+        """This thread's connection (each thread's closes when the thread ends)."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def prepare(self) -> builtins.list[int]:
+        """The schema was upgraded when the store was opened: the steps that took."""
+        return list(self._applied)
+
     def create(self, new: NewJob) -> Job:
         with self._transaction() as db:
             now = self._clock()
-            self._insert(db, new, now)
-            if new.owner is not None and new.recording_bytes > 0:
-                day = new.usage_day or datetime.fromtimestamp(now, UTC).date()
-                # The tally outlives the job: deleting it does not give its bytes back.
-                db.execute(
-                    """INSERT INTO recording_usage (owner, day, bytes) VALUES (:owner, :day, :n)
-                       ON CONFLICT (owner, day) DO UPDATE SET bytes = bytes + excluded.bytes""",
-                    {"owner": new.owner, "day": day.isoformat(), "n": new.recording_bytes},
-                )
+            db.execute(sql.INSERT, insert_params(new, now))
+            usage = sql.usage_params(new, now)
+            if usage is not None:
+                db.execute(sql.ADD_USAGE, usage)
         job = self.get(new.id)
         assert job is not None
         return job
 
-    @staticmethod
-    def _insert(db: sqlite3.Connection, new: NewJob, now: float) -> None:
-        db.execute(
-            """INSERT INTO jobs (id, status, created_at, updated_at, model_name, model_version,
-                   model_sha256, recording, input_kind, input_path, upload_dir, parameters,
-                   subject, session, metadata, owner, recording_bytes)
-               VALUES (:id, :status, :now, :now, :model_name, :model_version, :model_sha256,
-                   :recording, :input_kind, :input_path, :upload_dir, :parameters, :subject,
-                   :session, :metadata, :owner, :recording_bytes)""",
-            {
-                "id": new.id,
-                "status": JobStatus.QUEUED.value,
-                "now": now,
-                "model_name": new.model.name,
-                "model_version": new.model.version,
-                "model_sha256": new.model.sha256,
-                "recording": _json(new.recording.as_dict()),
-                "input_kind": new.input_kind,
-                "input_path": new.input_path,
-                "upload_dir": new.upload_dir,
-                "parameters": _json(new.parameters),
-                "subject": new.subject,
-                "session": new.session,
-                "metadata": _json(new.metadata),
-                "owner": new.owner,
-                "recording_bytes": new.recording_bytes,
-            },
-        )
-
     def get(self, job_id: str) -> Job | None:
-        row = self._connection().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else _row_to_job(row)
+        row = self._connection().execute(sql.SELECT_ONE, {"id": job_id}).fetchone()
+        return None if row is None else sql.row_to_job(row)
 
     def list(self, filters: JobFilters, *, limit: int, offset: int) -> JobPage:
-        clauses, params = [], {}
-        if filters.status is not None:
-            clauses.append("status = :status")
-            params["status"] = filters.status.value
-        if filters.subject is not None:
-            clauses.append("subject = :subject")
-            params["subject"] = filters.subject
-        if filters.session is not None:
-            clauses.append("session = :session")
-            params["session"] = filters.session
-        if filters.owner is not None:
-            clauses.append("owner = :owner")
-            params["owner"] = filters.owner
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        status = filters.status.value if filters.status is not None else None
+        where, params = sql.list_where(status, filters.subject, filters.session, filters.owner)
         db = self._connection()
-        total = db.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0]
+        total = db.execute(sql.LIST_TOTAL.format(where=where), params).fetchone()[0]
         rows = db.execute(
-            f"SELECT * FROM jobs {where} ORDER BY created_at DESC, id DESC "
-            "LIMIT :limit OFFSET :offset",
-            {**params, "limit": limit, "offset": offset},
+            sql.LIST_PAGE.format(where=where), {**params, "limit": limit, "offset": offset}
         ).fetchall()
-        return JobPage(jobs=[_row_to_job(row) for row in rows], total=int(total))
+        return JobPage(jobs=[sql.row_to_job(row) for row in rows], total=int(total))
 
     def claim(
         self, worker_id: str, *, lease_s: float, max_running: int, models: Collection[str]
@@ -261,70 +182,40 @@ class SQLiteJobStore:
             return None
         names = sorted(models)
         placeholders = ", ".join(f":model{i}" for i in range(len(names)))
+        # BEGIN IMMEDIATE serialises claims across processes: the count and the take are atomic.
         with self._transaction() as db:
             now = self._clock()
-            held = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE lease_owner IS NOT NULL AND lease_expires > :now",
-                {"now": now},
-            ).fetchone()[0]
+            held = db.execute(sql.HELD_LEASES, {"now": now}).fetchone()[0]
             if held >= max_running:
                 return None
             row = db.execute(
-                f"""SELECT id FROM jobs
-                    WHERE model_name IN ({placeholders})
-                      AND (status = 'queued'
-                           OR (status = 'running' AND lease_expires <= :now))
-                    ORDER BY created_at, id LIMIT 1""",
+                sql.CLAIMABLE.format(models=placeholders, lock=""),
                 {"now": now, **{f"model{i}": name for i, name in enumerate(names)}},
             ).fetchone()
             if row is None:
                 return None
             db.execute(
-                """UPDATE jobs SET status = 'running', lease_owner = :owner,
-                       lease_token = lease_token + 1, lease_expires = :expires,
-                       attempts = attempts + 1, started_at = COALESCE(started_at, :now),
-                       updated_at = :now, frames_done = 0, seconds_left = NULL
-                   WHERE id = :id""",
+                sql.TAKE,
                 {"owner": worker_id, "expires": now + lease_s, "now": now, "id": row["id"]},
             )
-            claimed = db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone()
-        job = _row_to_job(claimed)
+            claimed = db.execute(sql.SELECT_ONE, {"id": row["id"]}).fetchone()
+        job = sql.row_to_job(claimed)
         return Claim(job=job, token=job.lease_token)
 
     def renew(
         self, job_id: str, token: int, *, lease_s: float, progress: Progress | None = None
     ) -> bool:
-        now = self._clock()
-        params: dict[str, Any] = {
-            "id": job_id,
-            "token": token,
-            "now": now,
-            "expires": now + lease_s,
-        }
-        progress_sql = ""
-        if progress is not None:
-            progress_sql = ", frames_done = :done, frames_total = :total, seconds_left = :left"
-            params.update(
-                done=progress.frames_done,
-                total=progress.frames_total,
-                left=progress.seconds_left,
-            )
-        return self._update(
-            f"""UPDATE jobs SET lease_expires = :expires, updated_at = :now{progress_sql}
-                WHERE id = :id AND lease_token = :token AND status = 'running'
-                  AND lease_owner IS NOT NULL""",
-            params,
-        )
+        statement, params = sql.renewal(job_id, token, self._clock(), lease_s, progress)
+        return self._update(statement, params)
 
     def describe_recording(self, job_id: str, token: int, recording: RecordingSummary) -> bool:
         return self._update(
-            """UPDATE jobs SET recording = :recording, updated_at = :now
-               WHERE id = :id AND lease_token = :token AND status = 'running'""",
+            sql.DESCRIBE_RECORDING,
             {
                 "id": job_id,
                 "token": token,
                 "now": self._clock(),
-                "recording": _json(recording.as_dict()),
+                "recording": sql.to_json(recording.as_dict()),
             },
         )
 
@@ -337,28 +228,12 @@ class SQLiteJobStore:
         result_files: Collection[str],
     ) -> bool:
         return self._update(
-            """UPDATE jobs SET status = 'succeeded', finished_at = :now, updated_at = :now,
-                   recording = :recording, result_files = :files,
-                   frames_done = COALESCE(:frames, frames_done),
-                   frames_total = COALESCE(:frames, frames_total), seconds_left = 0,
-                   lease_owner = NULL, lease_expires = NULL
-               WHERE id = :id AND lease_token = :token AND status = 'running'""",
-            {
-                "id": job_id,
-                "token": token,
-                "now": self._clock(),
-                "recording": _json(recording.as_dict()),
-                "files": _json(list(result_files)),
-                "frames": recording.frames,
-            },
+            sql.FINISH, sql.finish_params(job_id, token, self._clock(), recording, result_files)
         )
 
     def fail(self, job_id: str, token: int, *, error_type: str, message: str) -> bool:
         return self._update(
-            """UPDATE jobs SET status = 'failed', finished_at = :now, updated_at = :now,
-                   error_type = :type, error_message = :message, seconds_left = NULL,
-                   lease_owner = NULL, lease_expires = NULL
-               WHERE id = :id AND lease_token = :token AND status = 'running'""",
+            sql.FAIL,
             {
                 "id": job_id,
                 "token": token,
@@ -369,77 +244,37 @@ class SQLiteJobStore:
         )
 
     def release(self, job_id: str, token: int) -> bool:
-        return self._update(
-            """UPDATE jobs SET
-                   status = CASE WHEN status = 'running' THEN 'queued' ELSE status END,
-                   attempts = CASE WHEN status = 'running' THEN attempts - 1 ELSE attempts END,
-                   frames_done = CASE WHEN status = 'running' THEN 0 ELSE frames_done END,
-                   seconds_left = NULL, updated_at = :now,
-                   lease_owner = NULL, lease_expires = NULL
-               WHERE id = :id AND lease_token = :token AND lease_owner IS NOT NULL""",
-            {"id": job_id, "token": token, "now": self._clock()},
-        )
+        return self._update(sql.RELEASE, {"id": job_id, "token": token, "now": self._clock()})
 
     def request_cancel(self, job_id: str) -> Job | None:
         with self._transaction() as db:
-            row = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None:
-                return None
-            if row["status"] in (JobStatus.QUEUED.value, JobStatus.RUNNING.value):
-                now = self._clock()
-                # A running job keeps its lease (and its slot) until its holder has stopped.
-                db.execute(
-                    """UPDATE jobs SET status = 'cancelled', finished_at = :now,
-                           updated_at = :now, seconds_left = NULL
-                       WHERE id = :id""",
-                    {"id": job_id, "now": now},
-                )
-            cancelled = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _row_to_job(cancelled)
+            db.execute(sql.CANCEL, {"id": job_id, "now": self._clock()})
+            row = db.execute(sql.SELECT_ONE, {"id": job_id}).fetchone()
+        return None if row is None else sql.row_to_job(row)
 
     def delete(self, job_id: str) -> bool:
-        return self._update("DELETE FROM jobs WHERE id = :id", {"id": job_id})
+        return self._update(sql.DELETE, {"id": job_id})
 
     def expired(self, finished_before: float) -> builtins.list[Job]:
-        rows = (
-            self._connection()
-            .execute(
-                f"""SELECT * FROM jobs WHERE status IN ({_FINISHED_SQL})
-                AND finished_at < :before ORDER BY finished_at""",
-                {"before": finished_before},
-            )
-            .fetchall()
-        )
-        return [_row_to_job(row) for row in rows]
+        rows = self._connection().execute(sql.EXPIRED, {"before": finished_before}).fetchall()
+        return [sql.row_to_job(row) for row in rows]
 
     def counts(self) -> dict[JobStatus, int]:
-        rows = (
-            self._connection()
-            .execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-            .fetchall()
-        )
+        rows = self._connection().execute(sql.COUNTS).fetchall()
         found = {row["status"]: int(row["n"]) for row in rows}
         return {status: found.get(status.value, 0) for status in JobStatus}
 
     def running_jobs(self, owner: str) -> int:
-        row = (
-            self._connection()
-            .execute(
-                """SELECT COUNT(*) FROM jobs
-                   WHERE owner = :owner AND status IN ('queued', 'running')""",
-                {"owner": owner},
-            )
-            .fetchone()
-        )
+        return int(self._connection().execute(sql.OWNER_RUNNING, {"owner": owner}).fetchone()[0])
+
+    def recording_bytes_on(self, owner: str, day: datetime.date) -> int:
+        row = self._connection().execute(sql.OWNER_BYTES, sql.day_params(owner, day)).fetchone()
         return int(row[0])
 
-    def recording_bytes_on(self, owner: str, day: date) -> int:
-        row = (
-            self._connection()
-            .execute(
-                "SELECT bytes FROM recording_usage WHERE owner = :owner AND day = :day",
-                {"owner": owner, "day": day.isoformat()},
-            )
-            .fetchone()
-        )
-        return 0 if row is None else int(row[0])
+    def take_turn(self, chore: str, every_s: float) -> bool:
+        with self._transaction() as db:
+            if db.execute(sql.CHORE, {"name": chore}).fetchone() is None:
+                db.execute(sql.ADD_CHORE, {"name": chore})
+            now = self._clock()
+            taken = db.execute(sql.TAKE_TURN, {"name": chore, "now": now, "due": now - every_s})
+            return taken.rowcount == 1

@@ -1,7 +1,8 @@
 """The one seam between jobs and where they are kept: the ``JobStore`` protocol.
 
-The embedded default is SQLite in the data folder (``sqlite_store.SQLiteJobStore``); a
-server-backed store for several replicas implements the same protocol. Every write about a
+The embedded default is SQLite in the data folder (``sqlite_store.SQLiteJobStore``); PostgreSQL
+(``postgres_store.PostgresJobStore``, when ``CLASSIFIER_DATABASE_URL`` is set) serves several
+replicas and workers on the same protocol; ``open_job_store`` picks one. Every write about a
 running job carries the fencing token its claim returned: a holder whose lease lapsed (and whose
 job another process took over) finds its writes refused and stops, so two processes never both
 finish one job.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Collection
 from datetime import date
+from pathlib import Path
 from typing import Protocol
 
 from classifier.jobs.records import (
@@ -27,6 +29,16 @@ from classifier.jobs.records import (
 
 
 class JobStore(Protocol):
+    def prepare(self) -> builtins.list[int]:
+        """Create or upgrade the schema (start-up, ``python -m classifier migrate``); the
+        migration steps applied. A server-backed store raises ``JobStoreUnavailableError``
+        while its database is away, and tries again at first use."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections (shutdown); a later call opens them again."""
+        ...
+
     def create(self, new: NewJob) -> Job:
         """Store a queued job."""
         ...
@@ -99,3 +111,20 @@ class JobStore(Protocol):
         included: ``create`` adds a job's bytes to a per-owner daily tally that ``delete`` never
         touches."""
         ...
+
+    def take_turn(self, chore: str, every_s: float) -> bool:
+        """True for exactly one caller, across every process sharing the store, once per
+        ``every_s`` seconds: who runs a cluster-wide chore such as retention this time."""
+        ...
+
+
+def open_job_store(database_url: str | None, sqlite_path: Path) -> JobStore:
+    """PostgreSQL when a database URL is set (several replicas), else the embedded SQLite file.
+    Opening PostgreSQL connects to nothing yet: see ``PostgresJobStore.prepare``."""
+    if database_url:
+        from classifier.jobs.postgres_store import PostgresJobStore
+
+        return PostgresJobStore(database_url)
+    from classifier.jobs.sqlite_store import SQLiteJobStore
+
+    return SQLiteJobStore(sqlite_path)
