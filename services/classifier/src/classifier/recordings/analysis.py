@@ -33,8 +33,9 @@ from classifier.recordings.bouts import (
     time_budget,
     transitions,
 )
+from classifier.recordings.overlap import decoded_ahead
+from classifier.recordings.scoring import scorer_for
 from classifier.recordings.source import FrameSource, RecordingInfo, with_frames
-from classifier.recordings.windows import WindowAggregator
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -258,15 +259,13 @@ def analyse_recording(
     manifest = model.manifest
     parameters.validate(manifest)
     spec = manifest.input
-    aggregator = WindowAggregator(
-        spec, len(manifest.labels), model.probabilities_for, stride=parameters.stride
-    )
+    scorer = scorer_for(model, stride=parameters.stride)
     estimate = source.info.declared_frames
     starts: list[float] = []
     last_duration: float | None = None
     _check_cancelled(cancelled, 0)
-    for frame in source.frames(spec):
-        aggregator.add(frame.pixels)
+    for frame in decoded_ahead(source.frames(spec)):
+        scorer.add(frame.pixels)
         starts.append(frame.time_s)
         last_duration = frame.duration_s
         done = len(starts)
@@ -274,7 +273,7 @@ def analyse_recording(
             _check_cancelled(cancelled, done)
             if progress is not None:
                 progress(done, max(estimate, done) if estimate else None)
-    probabilities = aggregator.finish()
+    probabilities = scorer.finish()
     frames = len(starts)
     times = _frame_times(starts, last_duration, source.info.fps)
     raw = np.argmax(probabilities, axis=1).astype(np.int64)
@@ -300,7 +299,7 @@ def analyse_recording(
         budget=time_budget(bouts, manifest.labels, times.duration_s),
         transitions=transitions(bouts, manifest.labels),
         bins=bins,
-        windows=aggregator.windows,
+        windows=scorer.windows,
         seconds=time.perf_counter() - started,
     )
 
