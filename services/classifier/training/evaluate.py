@@ -57,6 +57,8 @@ FPS = 30
 #: never on the held-out ones: 300 ms gained the most segmental F1 without costing frame
 #: accuracy; 600 ms gains more F1 and costs about a point of accuracy.
 DEFAULT_SMOOTHING_MS = (300.0, 600.0)
+#: Most frame accuracy the luma conversion path may lose (or gain) against Pillow's, in points.
+CONVERSION_TOLERANCE_POINTS = 0.5
 
 
 def encode_h264(frames: np.ndarray, path: Path, *, crf: int = 23, fps: int = FPS) -> None:
@@ -141,13 +143,16 @@ def evaluate(
     cache: Path,
     *,
     raw: bool,
+    reference: bool = True,
 ) -> tuple[list[Variant], float]:
-    """Score every recording once per smoothing threshold (0: off), plus raw 64x64 frames."""
+    """Score every recording once per smoothing threshold (0: off), plus the reference (Pillow)
+    conversion of the same videos and raw 64x64 frames."""
     labels = model.manifest.labels
     index = {label: k for k, label in enumerate(labels)}
     parameters = AnalysisParameters(stride=stride)
     per_threshold: dict[float, list[RecordingScore]] = {ms: [] for ms in smoothing}
     raw_scores: list[RecordingScore] = []
+    reference_scores: list[RecordingScore] = []
     analysis_seconds = 0.0
     for seed in seeds:
         video, truth_names = cached_recording(seed, frames, size, cache)
@@ -164,6 +169,12 @@ def evaluate(
             line += (
                 f" [{ms:g} ms] accuracy {score.correct / score.frames:.2%} edit {score.edit:.1f}"
             )
+        if reference:
+            slow = VideoSource(video, conversion="reference")
+            reference_analysis = analyse_recording(slow, model, parameters)
+            score = score_recording(_smoothed(reference_analysis, smoothing[0]), truth, len(labels))
+            reference_scores.append(score)
+            line += f"; reference conversion {score.correct / score.frames:.2%}"
         if raw:
             pixels, _ = generate_recording(seed, frames, size=64)
             raw_analysis = analyse_recording(ArraySource(pixels), model, parameters)
@@ -178,8 +189,12 @@ def evaluate(
         )
         for ms, scores in per_threshold.items()
     ]
+    first = f"min_bout_ms {smoothing[0]:g}" if smoothing[0] else "no smoothing"
+    if reference_scores:
+        variants.append(
+            Variant(f"H.264 {size}x{size}, Pillow conversion, {first}", score_set(reference_scores))
+        )
     if raw_scores:
-        first = f"min_bout_ms {smoothing[0]:g}" if smoothing[0] else "no smoothing"
         variants.append(Variant(f"raw 64x64 frames, {first}", score_set(raw_scores)))
     return variants, analysis_seconds
 
@@ -283,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-raw", dest="raw", action="store_false", help="skip the raw 64x64 column"
     )
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="skip the column with the reference (Pillow) conversion of the videos",
+    )
     parser.add_argument("--no-write", action="store_true", help="print only; leave the card")
     args = parser.parse_args(argv)
     model = load_model(args.model_dir)
@@ -297,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         args.min_bout_ms,
         args.cache,
         raw=args.raw,
+        reference=args.reference,
     )
     section = markdown(
         variants, model.manifest.labels, seeds, args.frames, args.size, args.stride, seconds
@@ -305,6 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         write_model_card(section)
         print(f"wrote {MODEL_CARD.relative_to(ROOT)}")
+    if args.reference:
+        # The service's luma path must cost no accuracy against the reference conversion.
+        fast, slow = variants[0].score, next(v.score for v in variants if "Pillow" in v.name)
+        gap = 100 * abs(fast.accuracy - slow.accuracy)
+        print(f"frame accuracy, luma path vs reference conversion: {gap:.2f} points apart")
+        if gap > CONVERSION_TOLERANCE_POINTS:
+            print(
+                f"evaluate: more than {CONVERSION_TOLERANCE_POINTS} points apart", file=sys.stderr
+            )
+            return 1
     return 0
 
 
