@@ -13,7 +13,9 @@ fails.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -25,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from PIL import Image
 from behaviour_clips import generate_recording
 from bench.harness import ROOT, bench_environment, process, tree_rss_kib, wait_ready
 from bench.report import cpu_model
+from classifier.jobs.analysis_process import CHILD_NICENESS
 from classifier.model.runtime import SequenceModel, load_model
 from classifier.pipeline.decode import DecodeLimits, decode_frame
 from classifier.pipeline.upload import UploadedFrame
@@ -161,13 +165,18 @@ def _source(item: Input, conversion: str) -> VideoSource | ImageSequenceSource:
     return ImageSequenceSource(paths, [p.name for p in paths], float(FPS))
 
 
-def decode_convert(conversion: str) -> Callable[[Input, SequenceModel], Sample]:
-    def measure(item: Input, model: SequenceModel) -> Sample:
-        started = time.perf_counter()
-        count = sum(1 for _ in _source(item, conversion).frames(model.manifest.input))
-        return Sample(time.perf_counter() - started, count)
+def _decode_convert(item: Input, model: SequenceModel, conversion: str) -> Sample:
+    started = time.perf_counter()
+    count = sum(1 for _ in _source(item, conversion).frames(model.manifest.input))
+    return Sample(time.perf_counter() - started, count)
 
-    return measure
+
+def decode_luma(item: Input, model: SequenceModel) -> Sample:
+    return _decode_convert(item, model, "luma")
+
+
+def decode_reference(item: Input, model: SequenceModel) -> Sample:
+    return _decode_convert(item, model, "reference")
 
 
 def straightforward(item: Input, model: SequenceModel) -> Sample:
@@ -304,8 +313,8 @@ def command_line(item: Input, model: SequenceModel) -> Sample:
 
 METHODS: dict[str, tuple[str, Callable[[Input, SequenceModel], Sample]]] = {
     "floor": ("(1) decode floor", decode_floor),
-    "convert": ("(2) decode + luma conversion (the service's)", decode_convert("luma")),
-    "convert-ref": ("(2b) decode + Pillow conversion (reference)", decode_convert("reference")),
+    "convert": ("(2) decode + luma conversion (the service's)", decode_luma),
+    "convert-ref": ("(2b) decode + Pillow conversion (reference)", decode_reference),
     "naive": ("(3) straightforward pipeline", straightforward),
     "service": ("(4) service over HTTP (upload included)", service),
     "cli": ("(5) python -m classifier analyze", command_line),
@@ -335,8 +344,29 @@ class Result:
         return max(s.peak_rss_kib for s in self.samples) / 1024
 
 
+#: Methods run in this process (the service and the command line start their own).
+IN_PROCESS = ("floor", "convert", "convert-ref", "naive")
+
+
+@functools.cache
+def _model() -> SequenceModel:
+    return load_model(MODEL_DIR, intra_op_threads=CPUS)
+
+
+def _measure_here(method: str, item: Input) -> Sample:
+    return METHODS[method][1](item, _model())
+
+
+def _lower_priority() -> None:
+    os.nice(CHILD_NICENESS)
+
+
 def run(inputs: dict[str, Input], rounds: int, rounds_long: int) -> dict[tuple[str, str], Result]:
-    model = load_model(MODEL_DIR, intra_op_threads=CPUS)
+    # (1)-(3) run in a process at the job children's niceness, so that other work on the
+    # machine slows them as much as it slows the service's analysis.
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_lower_priority)  # fmt: skip
+    model = _model()
     results: dict[tuple[str, str], Result] = {}
     for round_ in range(max(rounds, rounds_long)):
         for key, methods in PLAN.items():
@@ -344,7 +374,10 @@ def run(inputs: dict[str, Input], rounds: int, rounds_long: int) -> dict[tuple[s
             if round_ >= (rounds_long if item.frames == LONG else rounds):
                 continue
             for method in methods:
-                sample = METHODS[method][1](item, model)
+                if method in IN_PROCESS:
+                    sample = pool.submit(_measure_here, method, item).result()
+                else:
+                    sample = METHODS[method][1](item, model)
                 if sample.frames != item.frames:
                     raise SystemExit(
                         f"bench-recording: {method} on {item.title} saw {sample.frames} frames"
@@ -358,6 +391,7 @@ def run(inputs: dict[str, Input], rounds: int, rounds_long: int) -> dict[tuple[s
                     ),
                     flush=True,
                 )
+    pool.shutdown()
     return results
 
 
@@ -375,7 +409,9 @@ def render(
         f"Median of {rounds} rounds (10-minute inputs) and {rounds_long} (60-minute inputs), "
         "alternating. Decoding threads: `thread_type` AUTO, `thread_count` "
         f"{CPUS} (every core), in (1) to (5). (3) uses onnxruntime with {CPUS} intra-op threads; "
-        "the service's job children use 1 (see below). Reproduce: `make bench-recording`.",
+        "the service's job children use 1 (see below). (1) to (3) run in a process at nice "
+        f"{CHILD_NICENESS}, as the service's job children do, so that other load slows both "
+        "alike. Reproduce: `make bench-recording`.",
         "",
         "| input | measurement | seconds | frames/s | x real time | peak RSS |",
         "|---|---|---:|---:|---:|---:|",
