@@ -4,10 +4,10 @@ Makes its input once (cached under .cache/bench-recording/): generated recording
 (``behaviour_clips.generate_recording``) of 10 minutes (18,000 frames at 30 fps) rendered at
 64x64 and scaled to 640x480 while encoding, H.264 yuv420p crf 23; the same 10 minutes at 64x64
 (the memory baseline); and 60 minutes (108,000 frames) at 64x64, as H.264 and as a PNG folder.
-Then measures, in alternating rounds, the decode floor, decoding plus conversion, the
-straightforward pipeline, the service over HTTP and ``python -m classifier analyze``, and
-writes the table into docs/benchmarks.md between its recordings markers. Exits 1 when a target
-fails.
+Then measures, input by input, in alternating rounds, the decode floor, decoding plus
+conversion, the straightforward pipeline, the service over HTTP and ``python -m classifier
+analyze``, and writes the table into docs/benchmarks.md between its recordings markers (after
+each input). Exits 1 when a target fails or was not measured.
 """
 
 from __future__ import annotations
@@ -500,11 +500,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown inputs {', '.join(unknown)}; choose among {', '.join(PLAN)}")
     load = os.getloadavg()
     inputs = make_inputs(keys)
-    results = run(inputs, args.rounds, args.rounds_long, keys)
-    report, passed = render(inputs, results, args.rounds, args.rounds_long, load)
+    results: dict[tuple[str, str], Result] = {}
+    # One input at a time (its methods alternating over the rounds), the report rewritten after
+    # each, so that a run stopped early still leaves what it measured.
+    for key in keys:
+        results.update(run(inputs, args.rounds, args.rounds_long, [key]))
+        report, passed = render(inputs, results, args.rounds, args.rounds_long, load)
+        if not args.no_write:
+            write_report(report)
     print(report)
-    if not args.no_write:
-        write_report(report)
     return 0 if passed else 1
 
 
