@@ -13,6 +13,7 @@ each input). Exits 1 when a target fails or was not measured.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -333,6 +334,10 @@ PLAN = {
 @dataclass
 class Result:
     samples: list[Sample] = field(default_factory=list)
+    #: When the input was measured (UTC), for a report assembled from several runs.
+    measured: str = field(
+        default_factory=lambda: time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    )
 
     @property
     def seconds(self) -> float:
@@ -410,30 +415,32 @@ def render(
     load: tuple[float, float, float],
 ) -> tuple[str, bool]:
     lines = [
-        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {CPUS} cores "
-        f"({cpu_model()}), load average before the run {load[0]:.2f} / {load[1]:.2f} / "
-        f"{load[2]:.2f} (other work shared the machine; the ratios are within one run). "
-        f"Median of {rounds} rounds (10-minute inputs) and {rounds_long} (60-minute inputs), "
-        "alternating. Decoding threads: `thread_type` AUTO, `thread_count` "
+        f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {CPUS} cores "
+        f"({cpu_model()}), load average before the last run {load[0]:.2f} / {load[1]:.2f} / "
+        f"{load[2]:.2f} (other work shared the machine; the ratios that count compare methods "
+        "measured in the same rounds of one input). "
+        "Each row: the median over its rounds, the methods of an input alternating round by "
+        "round. Decoding threads: `thread_type` AUTO, `thread_count` "
         f"{CPUS} (every core), in (1) to (5). (3) uses onnxruntime with {CPUS} intra-op threads; "
         "the service's job children use 1 (see below). (1) to (3) run in a process at nice "
         f"{CHILD_NICENESS}, as the service's job children do, so that other load slows both "
         "alike. Reproduce: `make bench-recording`.",
         "",
-        "| input | measurement | seconds | frames/s | x real time | peak RSS |",
-        "|---|---|---:|---:|---:|---:|",
+        "| input | measurement | seconds | frames/s | x real time | peak RSS | measured |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for key, methods in PLAN.items():
         item = inputs[key]
         for method in methods:
             if (key, method) not in results:
-                lines.append(f"| {item.title} | {METHODS[method][0]} | not run | | | |")
+                lines.append(f"| {item.title} | {METHODS[method][0]} | not run | | | | |")
                 continue
             result = results[(key, method)]
             peak = f"{result.peak_mib:.0f} MiB" if result.peak_mib else ""
             lines.append(
                 f"| {item.title} | {METHODS[method][0]} | {result.seconds:.1f} | "
-                f"{result.fps:,.0f} | {item.realtime_s / result.seconds:.0f}x | {peak} |"
+                f"{result.fps:,.0f} | {item.realtime_s / result.seconds:.0f}x | {peak} | "
+                f"{result.measured} ({len(result.samples)} rounds) |"
             )
 
     def fps(key: str, method: str) -> float:
@@ -474,6 +481,34 @@ def render(
     return "\n".join(lines), passed
 
 
+RESULTS = CACHE / "results.json"
+
+
+def _load_results() -> dict[tuple[str, str], Result]:
+    if not RESULTS.exists():
+        return {}
+    stored = json.loads(RESULTS.read_text(encoding="utf-8"))
+    return {
+        (entry["input"], entry["method"]): Result(
+            [Sample(**sample) for sample in entry["samples"]], entry["measured"]
+        )
+        for entry in stored
+    }
+
+
+def _save_results(results: dict[tuple[str, str], Result]) -> None:
+    stored = [
+        {
+            "input": key,
+            "method": method,
+            "measured": result.measured,
+            "samples": [dataclasses.asdict(sample) for sample in result.samples],
+        }
+        for (key, method), result in results.items()
+    ]
+    RESULTS.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+
+
 def write_report(report: str) -> None:
     text = REPORT.read_text(encoding="utf-8")
     if MARK_START not in text:
@@ -493,6 +528,12 @@ def main(argv: list[str] | None = None) -> int:
         "targets of the others read NOT RUN and fail",
     )
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="forget the inputs measured by earlier runs (kept in the cache, so that --only "
+        "can measure the inputs in separate runs; the report says when each was measured)",
+    )
     args = parser.parse_args(argv)
     keys = [key for key in args.only.split(",") if key]
     unknown = sorted(set(keys) - set(PLAN))
@@ -500,11 +541,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown inputs {', '.join(unknown)}; choose among {', '.join(PLAN)}")
     load = os.getloadavg()
     inputs = make_inputs(keys)
-    results: dict[tuple[str, str], Result] = {}
+    results = {} if args.fresh else _load_results()
+    for key in keys:  # what this run measures anew
+        results = {k: v for k, v in results.items() if k[0] != key}
     # One input at a time (its methods alternating over the rounds), the report rewritten after
     # each, so that a run stopped early still leaves what it measured.
     for key in keys:
         results.update(run(inputs, args.rounds, args.rounds_long, [key]))
+        _save_results(results)
         report, passed = render(inputs, results, args.rounds, args.rounds_long, load)
         if not args.no_write:
             write_report(report)
