@@ -370,7 +370,11 @@ def _lower_priority() -> None:
 
 
 def run(
-    inputs: dict[str, Input], rounds: int, rounds_long: int, keys: Sequence[str]
+    inputs: dict[str, Input],
+    rounds: int,
+    rounds_long: int,
+    keys: Sequence[str],
+    methods_wanted: Sequence[str] = tuple(METHODS),
 ) -> dict[tuple[str, str], Result]:
     # (1)-(3) run in a process at the job children's niceness, so that other work on the
     # machine slows them as much as it slows the service's analysis.
@@ -386,6 +390,8 @@ def run(
             if round_ >= (rounds_long if item.frames == LONG else rounds):
                 continue
             for method in methods:
+                if method not in methods_wanted:
+                    continue
                 if method in IN_PROCESS:
                     sample = pool.submit(_measure_here, method, item).result()
                 else:
@@ -527,6 +533,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated inputs to measure (640, 64s, 64v, 64p; default all); the "
         "targets of the others read NOT RUN and fail",
     )
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"comma-separated measurements ({', '.join(METHODS)}; default all)",
+    )
     parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
     parser.add_argument(
         "--fresh",
@@ -539,15 +550,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(keys) - set(PLAN))
     if unknown:
         parser.error(f"unknown inputs {', '.join(unknown)}; choose among {', '.join(PLAN)}")
+    methods = [method for method in args.methods.split(",") if method]
+    if set(methods) - set(METHODS):
+        parser.error(f"unknown measurements; choose among {', '.join(METHODS)}")
     load = os.getloadavg()
     inputs = make_inputs(keys)
     results = {} if args.fresh else _load_results()
     for key in keys:  # what this run measures anew
-        results = {k: v for k, v in results.items() if k[0] != key}
+        results = {k: v for k, v in results.items() if k[0] != key or k[1] not in methods}
     # One input at a time (its methods alternating over the rounds), the report rewritten after
     # each, so that a run stopped early still leaves what it measured.
     for key in keys:
-        results.update(run(inputs, args.rounds, args.rounds_long, [key]))
+        results.update(run(inputs, args.rounds, args.rounds_long, [key], methods))
         _save_results(results)
         report, passed = render(inputs, results, args.rounds, args.rounds_long, load)
         if not args.no_write:
