@@ -28,7 +28,7 @@ K8S_CUSTOM_KINDS := kind (ScaledObject|TriggerAuthentication) with api version k
 .PHONY: help install install-dev chromium run test test-unit test-e2e test-model lint lint-static \
         lint-deploy fmt model model-parts frame-head golden lock evaluate screenshots up up-scale e2e \
         down logs bench \
-        bench-bound clean
+        bench-bound bench-recording clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -140,6 +140,9 @@ bench: $(VENV)/.bench ## Throughput against the yardsticks; writes docs/benchmar
 bench-bound: $(VENV)/.bench ## How close a bare Python ASGI app gets to the inference ceiling (~2 min)
 	command -v wrk >/dev/null || { echo "bench: installing wrk"; apt-get install -y -qq wrk; }
 	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.http_bound
+
+bench-recording: $(VENV)/.bench ## A recording's analysis vs its decode floor and the naive pipeline; writes docs/benchmarks.md
+	cd $(CLASSIFIER) && PYTHONPATH=src:.:../e2e $(CURDIR)/$(BIN)/python -m bench.recording $(BENCH_RECORDING_ARGS)
 
 # --- lock files --------------------------------------------------------------------------------
 UV_COMPILE = $(BIN)/uv pip compile --generate-hashes --python-version 3.11 --universal -q

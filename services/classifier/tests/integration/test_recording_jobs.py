@@ -183,6 +183,9 @@ async def test_an_h264_recording_goes_through_submit_progress_and_results(
     assert 'classifier_jobs_finished_total{status="succeeded"} 1.0' in metrics
     assert "classifier_job_frames_analysed_total 900.0" in metrics
     assert 'classifier_job_duration_seconds_count{status="succeeded"} 1.0' in metrics
+    assert "classifier_job_frames_per_second_count 1.0" in metrics
+    # One histogram for every job: no label names a job.
+    assert 'classifier_job_frames_per_second_bucket{le="+Inf"} 1.0' in metrics
     # The app events of the job, and access records for its routes.
     queued, started, finished = (
         events(output, name) for name in ("job_queued", "job_started", "job_finished")

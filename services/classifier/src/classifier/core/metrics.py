@@ -24,6 +24,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 SHED_REASONS = ("concurrency", "queue", "uploads")
 # Jobs take seconds (a short clip) to hours (a night of video).
 JOB_DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200)
+#: Frames a second of one job: a slow disk or an overloaded host to the decode floor (~2,000).
+JOB_FPS_BUCKETS = (25.0, 50.0, 100.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0, 3000.0)
 JOB_OUTCOMES = ("succeeded", "failed", "cancelled")
 JOB_STATUSES = ("queued", "running", *JOB_OUTCOMES)
 
@@ -143,6 +145,14 @@ class Metrics:
             "Time from a job's start (its last attempt) to its end, by outcome.",
             ["status"],
             buckets=JOB_DURATION_BUCKETS,
+            registry=self.registry,
+        )
+        # One observation per job, no job label: a label per job id would grow without bound.
+        self.job_frames_per_second = Histogram(
+            "classifier_job_frames_per_second",
+            "Frames analysed per second of a succeeded job, from its start to its end (decoding, "
+            "the model and the result files).",
+            buckets=JOB_FPS_BUCKETS,
             registry=self.registry,
         )
         self.uploads_in_flight = Gauge(

@@ -384,6 +384,8 @@ class JobRunner:
             self.metrics.jobs_finished.labels(JobStatus.SUCCEEDED.value).inc()
             self.metrics.job_frames.inc(frames)
             self.metrics.job_duration.labels(JobStatus.SUCCEEDED.value).observe(seconds)
+            if seconds > 0:
+                self.metrics.job_frames_per_second.observe(frames / seconds)
             await anyio.to_thread.run_sync(self.data.remove_upload, job.id)
             self._app(
                 "job_finished",

@@ -42,8 +42,9 @@ from classifier.recordings.frame_labels import (
     SequenceHeadLabeller,
     default_method,
 )
+from classifier.recordings.overlap import decoded_ahead
+from classifier.recordings.scoring import WindowScorer, scorer_for
 from classifier.recordings.source import FrameSource, RecordingInfo, with_frames
-from classifier.recordings.windows import WindowAggregator
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -288,19 +289,18 @@ def analyse_recording(
             f"method {method!r} is not available for model {model.name!r} (it offers "
             f"{', '.join(m for m in METHODS if m == WINDOW_MEAN or model.has_sequence_head)})"
         )
-    aggregator: WindowAggregator | SequenceHeadLabeller
+    scorer: WindowScorer | SequenceHeadLabeller
     if method == SEQUENCE_HEAD:
-        aggregator = SequenceHeadLabeller(model)
+        scorer = SequenceHeadLabeller(model)
     else:
-        aggregator = WindowAggregator(
-            spec, len(manifest.labels), model.probabilities_for, stride=parameters.stride
-        )
+        # Every frame through the CNN once when the model ships its parts (scoring.py).
+        scorer = scorer_for(model, stride=parameters.stride)
     estimate = source.info.declared_frames
     starts: list[float] = []
     last_duration: float | None = None
     _check_cancelled(cancelled, 0)
-    for frame in source.frames(spec):
-        aggregator.add(frame.pixels)
+    for frame in decoded_ahead(source.frames(spec)):
+        scorer.add(frame.pixels)
         starts.append(frame.time_s)
         last_duration = frame.duration_s
         done = len(starts)
@@ -308,7 +308,7 @@ def analyse_recording(
             _check_cancelled(cancelled, done)
             if progress is not None:
                 progress(done, max(estimate, done) if estimate else None)
-    probabilities = aggregator.finish()
+    probabilities = scorer.finish()
     frames = len(starts)
     times = _frame_times(starts, last_duration, source.info.fps)
     raw = np.argmax(probabilities, axis=1).astype(np.int64)
@@ -334,7 +334,7 @@ def analyse_recording(
         budget=time_budget(bouts, manifest.labels, times.duration_s),
         transitions=transitions(bouts, manifest.labels),
         bins=bins,
-        windows=aggregator.windows,
+        windows=scorer.windows,
         seconds=time.perf_counter() - started,
         method=method,
     )
