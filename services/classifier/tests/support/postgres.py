@@ -23,9 +23,7 @@ import psycopg
 
 #: The machine's shared server; TEST_SHARED_POSTGRES_URL names another (or, pointed at a closed
 #: port, makes a run take the private-server path a fresh machine would).
-SHARED_URL = os.environ.get(
-    "TEST_SHARED_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+SHARED_URL = os.environ.get("TEST_SHARED_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def pg_bin(name: str) -> str:
