@@ -19,7 +19,7 @@ from classifier.core.errors import TooFewFramesError
 from classifier.model.runtime import SequenceModel
 from classifier.pipeline.decode import PixelArray
 from classifier.pipeline.tensor import build_tensor
-from classifier.recordings.windows import WindowAggregator
+from classifier.recordings.windows import FrameMeans, WindowAggregator
 
 #: Frames encoded per call of the frame encoder: one call's overhead spread over many frames,
 #: and a chunk of 64x64 frames a megabyte of floats.
@@ -98,8 +98,7 @@ class SplitScorer:
         self._embeddings: FloatArray | None = None
         self._base = 0
         self._next_start = 0  # the next window start on the stride not yet scored
-        self._sums = np.zeros((1024, self.labels), dtype=np.float64)
-        self._counts = np.zeros(1024, dtype=np.int64)
+        self._means = FrameMeans(self.labels, self.window)
 
     @property
     def windows(self) -> int:
@@ -117,12 +116,7 @@ class SplitScorer:
         last = self.frames - self.window
         if last % self.stride != 0:
             self._score([last])
-        counts = self._counts[: self.frames]
-        if not np.all(counts > 0):  # cannot happen by construction; a bug must not pass silently
-            raise AssertionError(f"frames without a window: {np.flatnonzero(counts == 0)[:5]}")
-        mean = self._sums[: self.frames] / counts[:, np.newaxis]
-        result: FloatArray = mean.astype(np.float32)
-        return result
+        return self._means.means(self.frames)
 
     def _encode_pending(self) -> None:
         if not self._pending:
@@ -153,23 +147,5 @@ class SplitScorer:
         offsets = np.asarray(starts) - self._base
         batch = np.ascontiguousarray(views[offsets].transpose(0, 2, 1))  # [W, T, E]
         probabilities = np.asarray(self.model.classify_windows(batch), dtype=np.float64)
-        if probabilities.shape != (len(starts), self.labels):
-            raise ValueError(
-                f"the temporal head answered shape {probabilities.shape} for {len(starts)} "
-                f"windows, expected ({len(starts)}, {self.labels})"
-            )
-        self._grow(starts[-1] + self.window)
-        for start, row in zip(starts, probabilities, strict=True):
-            self._sums[start : start + self.window] += row
-            self._counts[start : start + self.window] += 1
+        self._means.add(starts, probabilities, "temporal head")
         self._windows += len(starts)
-
-    def _grow(self, needed: int) -> None:
-        if needed <= len(self._counts):
-            return
-        size = max(needed, 2 * len(self._counts))
-        sums = np.zeros((size, self.labels), dtype=np.float64)
-        sums[: len(self._sums)] = self._sums
-        counts = np.zeros(size, dtype=np.int64)
-        counts[: len(self._counts)] = self._counts
-        self._sums, self._counts = sums, counts

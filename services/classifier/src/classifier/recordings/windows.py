@@ -10,7 +10,7 @@ of any length is streamed through.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,50 @@ def window_starts(frames: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+class FrameMeans:
+    """Each frame's mean of the window probabilities over the windows that contain it, kept as
+    running sums and counts that grow with the recording (both window scorers use it)."""
+
+    def __init__(self, labels: int, window: int) -> None:
+        self.labels = labels
+        self.window = window
+        self._sums = np.zeros((1024, labels), dtype=np.float64)
+        self._counts = np.zeros(1024, dtype=np.int64)
+
+    def add(
+        self, starts: Sequence[int], probabilities: npt.NDArray[np.float64], scorer: str
+    ) -> None:
+        """Count the windows starting at ``starts``, one row of ``probabilities`` each."""
+        if probabilities.shape != (len(starts), self.labels):
+            raise ValueError(
+                f"the {scorer} answered shape {probabilities.shape} for {len(starts)} windows, "
+                f"expected ({len(starts)}, {self.labels})"
+            )
+        self._grow(starts[-1] + self.window)
+        for start, row in zip(starts, probabilities, strict=True):
+            self._sums[start : start + self.window] += row
+            self._counts[start : start + self.window] += 1
+
+    def means(self, frames: int) -> FloatArray:
+        """The per-frame means of the first ``frames`` frames."""
+        counts = self._counts[:frames]
+        if not np.all(counts > 0):  # cannot happen by construction; a bug must not pass silently
+            raise AssertionError(f"frames without a window: {np.flatnonzero(counts == 0)[:5]}")
+        mean = self._sums[:frames] / counts[:, np.newaxis]
+        result: FloatArray = mean.astype(np.float32)
+        return result
+
+    def _grow(self, needed: int) -> None:
+        if needed <= len(self._counts):
+            return
+        size = max(needed, 2 * len(self._counts))
+        sums = np.zeros((size, self.labels), dtype=np.float64)
+        sums[: len(self._sums)] = self._sums
+        counts = np.zeros(size, dtype=np.int64)
+        counts[: len(self._counts)] = self._counts
+        self._sums, self._counts = sums, counts
+
+
 class WindowAggregator:
     """Feed frames in order with ``add``; ``finish`` returns the per-frame probabilities."""
 
@@ -60,8 +104,7 @@ class WindowAggregator:
         self.windows = 0
         self._ring: deque[PixelArray] = deque(maxlen=self.window)
         self._pending: list[tuple[int, FloatArray]] = []
-        self._sums = np.zeros((1024, labels), dtype=np.float64)
-        self._counts = np.zeros(1024, dtype=np.int64)
+        self._means = FrameMeans(labels, self.window)
 
     def add(self, pixels: PixelArray) -> None:
         self._ring.append(pixels)
@@ -78,12 +121,7 @@ class WindowAggregator:
         if last % self.stride != 0:
             self._queue(last)
         self._flush()
-        counts = self._counts[: self.frames]
-        if not np.all(counts > 0):  # cannot happen by construction; a bug must not pass silently
-            raise AssertionError(f"frames without a window: {np.flatnonzero(counts == 0)[:5]}")
-        mean = self._sums[: self.frames] / counts[:, np.newaxis]
-        result: FloatArray = mean.astype(np.float32)
-        return result
+        return self._means.means(self.frames)
 
     def _queue(self, start: int) -> None:
         self._pending.append((start, build_tensor(list(self._ring), self.spec)))
@@ -97,23 +135,5 @@ class WindowAggregator:
         batch = np.concatenate([tensor for _, tensor in self._pending])
         self._pending.clear()
         probabilities = np.asarray(self.predict(batch), dtype=np.float64)
-        if probabilities.shape != (len(starts), self.labels):
-            raise ValueError(
-                f"the model answered shape {probabilities.shape} for {len(starts)} windows, "
-                f"expected ({len(starts)}, {self.labels})"
-            )
-        self._grow(starts[-1] + self.window)
-        for start, row in zip(starts, probabilities, strict=True):
-            self._sums[start : start + self.window] += row
-            self._counts[start : start + self.window] += 1
+        self._means.add(starts, probabilities, "model")
         self.windows += len(starts)
-
-    def _grow(self, needed: int) -> None:
-        if needed <= len(self._counts):
-            return
-        size = max(needed, 2 * len(self._counts))
-        sums = np.zeros((size, self.labels), dtype=np.float64)
-        sums[: len(self._sums)] = self._sums
-        counts = np.zeros(size, dtype=np.int64)
-        counts[: len(self._counts)] = self._counts
-        self._sums, self._counts = sums, counts
