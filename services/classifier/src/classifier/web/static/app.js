@@ -443,7 +443,7 @@ async function classifyClip(event) {
 const SOURCES = {
   video: {
     title: "Choose a video",
-    hint: "One video (MP4, AVI, MOV, MKV\u2026): every frame is classified with a sliding window.",
+    hint: "One video (MP4, AVI, MOV, MKV\u2026): every frame gets a label.",
     accept: "video/*,.mp4,.avi,.mov,.mkv,.webm,.m4v",
     multiple: false,
   },
