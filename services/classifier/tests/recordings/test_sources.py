@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from behaviour_clips import generate_recording, to_rgb
@@ -125,6 +126,40 @@ def test_the_luma_path_stays_within_tolerance_of_the_reference_conversion(
     difference = np.abs(fast.astype(np.float64) - reference) / 255.0
     assert difference.max() <= LUMA_MAX_DIFFERENCE
     assert difference.mean() <= LUMA_MEAN_DIFFERENCE
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p"])
+def test_a_frame_of_the_models_size_reads_its_luma_plane_as_swscale_would_give_it(
+    tmp_path: Path, pix_fmt: str
+) -> None:
+    # No scaling is needed, so the plane is range-stretched through a table instead of swscale:
+    # the pixels must be swscale's, for limited-range (yuv420p) and full-range (yuvj420p) luma.
+    pixels, _ = generate_recording(29, 30, size=64)
+    path = tmp_path / f"{pix_fmt}.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        assert isinstance(stream, av.VideoStream)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, pix_fmt
+        for frame in pixels:
+            grey = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")
+            container.mux(stream.encode(grey.reformat(format=pix_fmt)))
+        container.mux(stream.encode())
+    reformatter = VideoReformatter()
+    with av.open(str(path)) as container:
+        expected = [
+            reformatter.reformat(
+                frame, 64, 64, format="gray", interpolation="BILINEAR",
+                src_color_range="JPEG" if pix_fmt == "yuvj420p" else "MPEG",
+                dst_color_range="JPEG",
+            ).to_ndarray()
+            for frame in container.decode(video=0)
+        ]  # fmt: skip
+    ours = [frame.pixels for frame in VideoSource(path).frames(SPEC)]
+    assert len(ours) == len(expected) == 30
+    for mine, theirs in zip(ours, expected, strict=True):
+        assert mine.flags.c_contiguous
+        assert mine.dtype == np.uint8
+        assert np.array_equal(mine, theirs)
 
 
 def test_the_luma_path_stretches_limited_range_to_pillows_0_to_255(tmp_path: Path) -> None:
