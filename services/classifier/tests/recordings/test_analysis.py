@@ -4,6 +4,7 @@ labels near the generator's, result files that parse and agree with each other."
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -32,7 +33,13 @@ from classifier.recordings.analysis import (
     file_sha256,
     sequence_sha256,
 )
-from classifier.recordings.exports import BORIS_COLUMNS, RESULT_FILES, write_results
+from classifier.recordings.exports import (
+    BORIS_COLUMNS,
+    RESULT_FILES,
+    frames_header,
+    write_frames_csv,
+    write_results,
+)
 from classifier.recordings.source import ImageSequenceSource, VideoSource
 from classifier.recordings.windows import window_starts
 from tests.recordings.conftest import SHORT_FRAMES
@@ -133,6 +140,30 @@ def test_frames_csv_has_every_frame_and_agrees_with_bouts_csv(
     assert [int(b["bout"]) for b in bouts] == list(range(1, len(bouts) + 1))
     # Smoothing at 200 ms leaves no bout shorter than 6 frames (at 30 fps).
     assert min(int(b["frames"]) for b in bouts) >= 6
+
+
+def test_frames_csv_is_the_text_the_csv_module_writes_for_its_cells(
+    analysed: tuple[RecordingAnalysis, Provenance, Path, Any], tmp_path: Path
+) -> None:
+    analysis, _, out, _ = analysed
+    # Labels a csv writer must quote: a comma, a quote, and a plain one.
+    quoted = dataclasses.replace(analysis, labels=("a,b", 'say "hi"', *analysis.labels[2:]))
+    for subject, folder in ((analysis, out), (quoted, tmp_path)):
+        write_frames_csv(folder / "frames.csv", subject)
+        expected = io.StringIO(newline="")
+        writer = csv.writer(expected, lineterminator="\n")
+        writer.writerow(frames_header(subject.labels))
+        for index in range(subject.frames):
+            final, raw = subject.smoothed_labels[index], subject.raw_labels[index]
+            row = subject.probabilities[index]
+            writer.writerow([
+                str(index), f"{subject.times.start_of(index):.6f}", subject.labels[final],
+                subject.labels[raw], f"{float(row[final]):.6f}",
+                *(f"{float(value):.6f}" for value in row),
+            ])  # fmt: skip
+        text = (folder / "frames.csv").read_text(encoding="utf-8")
+        assert text == expected.getvalue()
+    assert text.startswith('frame,time_s,label,label_raw,confidence,"p_a,b","p_say ""hi""",')
 
 
 def test_the_time_budget_has_every_label_and_adds_up_to_the_duration(

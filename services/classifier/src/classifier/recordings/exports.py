@@ -9,6 +9,7 @@ zip, BORIS's own observation fields in ``boris.csv``, and the ethogram's PNG tex
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import zipfile
@@ -45,25 +46,10 @@ def _cell(value: Cell) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class FrameRow:
+def frames_header(labels: Sequence[str]) -> list[str]:
     """frames.csv: a frame's label after smoothing (``label``) and before (``label_raw``),
     the probability of ``label`` (``confidence``) and of every label, in manifest order."""
-
-    frame: int
-    time_s: float
-    label: str
-    label_raw: str
-    confidence: float
-    probabilities: tuple[float, ...]
-
-    @staticmethod
-    def header(labels: Sequence[str]) -> list[str]:
-        return ["frame", "time_s", "label", "label_raw", "confidence", *(f"p_{x}" for x in labels)]
-
-    def cells(self) -> list[Cell]:
-        return [self.frame, self.time_s, self.label, self.label_raw, self.confidence,
-                *self.probabilities]  # fmt: skip
+    return ["frame", "time_s", "label", "label_raw", "confidence", *(f"p_{x}" for x in labels)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,20 +204,30 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Cell]])
             writer.writerow([_cell(value) for value in row])
 
 
-def frame_rows(analysis: RecordingAnalysis) -> Iterable[FrameRow]:
-    labels = analysis.labels
-    probabilities = analysis.probabilities
-    for index in range(analysis.frames):
-        final, raw = int(analysis.smoothed_labels[index]), int(analysis.raw_labels[index])
-        row = probabilities[index]
-        yield FrameRow(
-            frame=index,
-            time_s=analysis.times.start_of(index),
-            label=labels[final],
-            label_raw=labels[raw],
-            confidence=float(row[final]),
-            probabilities=tuple(float(value) for value in row),
-        )
+def write_frames_csv(path: Path, analysis: RecordingAnalysis) -> None:
+    """frames.csv, one line a frame: the text ``write_csv`` would write for these cells (floats
+    with 6 decimals, labels quoted as the csv module quotes them), formatted a line at a time
+    from plain lists, since a one-hour recording has a hundred thousand lines."""
+    labels = [_quoted(label) for label in analysis.labels]
+    line = "%d,%.6f,%s,%s,%.6f" + ",%.6f" * len(labels) + "\n"
+    probabilities = analysis.probabilities.tolist()
+    starts = analysis.times.starts.tolist()
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        handle.write(",".join(_quoted(name) for name in frames_header(analysis.labels)) + "\n")
+        for index, (final, raw, row) in enumerate(
+            zip(analysis.smoothed_labels.tolist(), analysis.raw_labels.tolist(), probabilities,
+                strict=True)
+        ):  # fmt: skip
+            handle.write(
+                line % (index, starts[index], labels[final], labels[raw], row[final], *row)
+            )
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one CSV cell, quoted the way csv.writer quotes it (only when it must be)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([text])
+    return buffer.getvalue()
 
 
 def bout_rows(analysis: RecordingAnalysis) -> list[BoutRow]:
@@ -357,7 +353,8 @@ def write_results(
         write_csv(out_dir / name, header, rows)
         names.append(name)
 
-    table("frames.csv", FrameRow.header(labels), (row.cells() for row in frame_rows(analysis)))
+    write_frames_csv(out_dir / "frames.csv", analysis)
+    names.append("frames.csv")
     table("bouts.csv", BoutRow.header(), (row.cells() for row in bout_rows(analysis)))
     table("time_budget.csv", BudgetRow.header(),
           (BudgetRow.of(row).cells() for row in analysis.budget))  # fmt: skip
