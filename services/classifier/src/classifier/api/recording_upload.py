@@ -1,13 +1,14 @@
 """Receive a recording upload: a multipart body streamed to files on disk, never whole in memory.
 
 One ``video`` part becomes one file; ``frames`` parts (an image sequence, often tens of thousands
-of them) become numbered files with their client filenames kept in order; every other part is a
-small form field held in memory. python-multipart's callback parser cuts the parts as the chunks
-arrive; the file writes of each chunk run together in a worker thread, so a slow disk never stalls
-the event loop. The parts' bytes are hashed as they pass (the job's ``input_sha256``, computed as
-``recordings.analysis`` defines it for a video and for an image sequence). Limits are
-checked while streaming: the body's bytes, the frame count, each frame's bytes, the fields. The
-caller owns the target folder and removes it when anything fails.
+of them) are appended to one pack file, each frame's offset, size and client filename kept in
+order (one file instead of a hundred thousand: creating them cost more than parsing the body);
+every other part is a small form field held in memory. python-multipart's callback parser cuts
+the parts as the chunks arrive; the file writes of each chunk run together in a worker thread,
+so a slow disk never stalls the event loop. The parts' bytes are hashed as they pass (the job's
+``input_sha256``, computed as ``recordings.analysis`` defines it for a video and for an image
+sequence). Limits are checked while streaming: the body's bytes, the frame count, each frame's
+bytes, the fields. The caller owns the target folder and removes it when anything fails.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from classifier.recordings.analysis import sequence_sha256
 
 VIDEO_FIELD = "video"
 FRAMES_FIELD = "frames"
+#: The file an uploaded image sequence's frames are stored in, one after another.
+PACK_FILE = "frames.pack"
 #: How often (in bytes written) the free space of the data folder is checked again.
 FREE_SPACE_CHECK_BYTES = 64 * 1024 * 1024
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -55,8 +57,23 @@ class RecordingUploadLimits:
 
 @dataclass(frozen=True, slots=True)
 class StoredFrame:
+    """One frame of an image sequence: the whole of ``path`` (an imported folder's file), or
+    ``size`` bytes at ``offset`` of it (an upload's pack file)."""
+
     path: Path
     filename: str
+    offset: int = 0
+    size: int | None = None
+
+
+def frame_spans(frames: list[StoredFrame]) -> list[tuple[int, int]] | None:
+    """Each frame's (offset, size) in its pack file, or None for whole files (an import)."""
+    spans = [(frame.offset, frame.size) for frame in frames if frame.size is not None]
+    if not spans:
+        return None
+    if len(spans) != len(frames):
+        raise ValueError("an image sequence mixes packed frames and whole files")
+    return spans
 
 
 @dataclass(slots=True)
@@ -69,12 +86,6 @@ class ReceivedRecording:
     frames: list[StoredFrame] = field(default_factory=list)
     sha256: str = ""
     bytes_received: int = 0
-
-
-def _suffix(filename: str) -> str:
-    """The client's file extension when it is a plain one (kept for tools that look at it)."""
-    suffix = Path(filename).suffix
-    return suffix.lower() if _SAFE_SUFFIX.match(suffix) else ""
 
 
 def _safe_name(filename: str) -> str:
@@ -90,6 +101,12 @@ def _out_of_space() -> InsufficientStorageError:
     return InsufficientStorageError(
         "the data folder ran out of space while receiving the upload; free some space (or "
         "delete finished jobs) and submit again"
+    )
+
+
+def _video_and_frames() -> InvalidRecordingRequestError:
+    return InvalidRecordingRequestError(
+        f"give either one {VIDEO_FIELD!r} part or {FRAMES_FIELD!r} parts, not both"
     )
 
 
@@ -174,6 +191,9 @@ class _PartCollector:
         self._field_value = bytearray()
         self._part_bytes = 0
         self._parts = 0
+        self._pack: Path | None = None  # the image sequence's pack file, once a frame arrived
+        self._pack_bytes = 0
+        self._frame_filename = ""
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
         return {
@@ -217,6 +237,8 @@ class _PartCollector:
         if self._name == VIDEO_FIELD:
             if received.video is not None:
                 raise InvalidRecordingRequestError("the upload has more than one video part")
+            if self._pack is not None:
+                raise _video_and_frames()
             self._kind = "video"
             shown = Path(filename or "").name or "recording"
             # Stored under (a safe form of) its own name: the decoder's messages name the file.
@@ -229,13 +251,16 @@ class _PartCollector:
                     f"the image sequence has more than {self.limits.max_frames} frames "
                     "(limit max_sequence_frames)"
                 )
+            if received.video is not None:
+                raise _video_and_frames()
             self._kind = "frame"
             self.digest = hashlib.sha256()
+            if self._pack is None:
+                self._pack = self.writer.directory / PACK_FILE
+                self.writer.open(self._pack)
             index = len(received.frames)
-            shown = Path(filename or "").name or f"frame {index}"
-            path = self.writer.directory / "frames" / f"{index:06d}{_suffix(shown)}"
-            received.frames.append(StoredFrame(path, shown))
-            self.writer.open(path)
+            # Path(filename).name, without a Path object for each of a hundred thousand parts.
+            self._frame_filename = (filename or "").rsplit("/", 1)[-1] or f"frame {index}"
         else:
             if len(received.fields) >= self.limits.max_fields:
                 raise ContentTooLargeError(
@@ -257,9 +282,8 @@ class _PartCollector:
             self._field_value += data[start:end]
             return
         if self._kind == "frame" and self._part_bytes > self.limits.max_frame_bytes:
-            index = len(self.received.frames) - 1
             raise ContentTooLargeError(
-                f"frame {index} ({self.received.frames[index].filename}) is larger than "
+                f"frame {len(self.received.frames)} ({self._frame_filename}) is larger than "
                 f"{self.limits.max_frame_bytes} bytes (limit max_sequence_frame_bytes)"
             )
         piece = bytes(data[start:end])
@@ -277,13 +301,20 @@ class _PartCollector:
             self.received.fields[self._name] = value
             if self.on_field is not None:
                 self.on_field(self._name, value)
-        elif self._kind is not None:
+        elif self._kind == "video":
             self.writer.close()
-            if self._kind == "frame":
-                self.frame_digests.append(self.digest.hexdigest())
+        elif self._kind == "frame":
+            assert self._pack is not None
+            self.received.frames.append(
+                StoredFrame(self._pack, self._frame_filename, self._pack_bytes, self._part_bytes)
+            )
+            self._pack_bytes += self._part_bytes
+            self.frame_digests.append(self.digest.hexdigest())
         self._kind = None
 
     def end(self) -> None:
+        if self._pack is not None:
+            self.writer.close()
         self.ended = True
 
 

@@ -74,9 +74,15 @@ def run_analysis(task: AnalysisTask, conn: Connection) -> None:
         conn.close()
 
 
-def _frames_of(path: str) -> tuple[list[Path], list[str]]:
+def _frames_of(path: str) -> tuple[list[Path], list[str], list[tuple[int, int]] | None]:
+    """frames.json: [path, filename] per frame, and [offset, size] after them for frames in
+    an upload's pack file."""
     listed = json.loads(Path(path).read_text(encoding="utf-8"))
-    return [Path(entry[0]) for entry in listed], [str(entry[1]) for entry in listed]
+    paths = [Path(entry[0]) for entry in listed]
+    filenames = [str(entry[1]) for entry in listed]
+    packed = bool(listed) and len(listed[0]) == 4
+    spans = [(int(entry[2]), int(entry[3])) for entry in listed] if packed else None
+    return paths, filenames, spans
 
 
 def _analyse(task: AnalysisTask, conn: Connection, parent: int) -> tuple[Any, ...]:
@@ -138,12 +144,12 @@ def _analyse(task: AnalysisTask, conn: Connection, parent: int) -> tuple[Any, ..
             if not recording.get("sha256"):  # submitted by path: hashed here, not at submit
                 recording["sha256"] = file_sha256(video)
         else:
-            paths, filenames = _frames_of(task.input_path)
+            paths, filenames, spans = _frames_of(task.input_path)
             source = ImageSequenceSource(
                 paths, filenames, float(params["fps"]), limits=limits,
-                name=recording.get("filename"),
+                name=recording.get("filename"), spans=spans,
             )  # fmt: skip
-            if not recording.get("sha256"):
+            if not recording.get("sha256"):  # an imported folder: whole files, hashed here
                 recording["sha256"] = sequence_sha256(file_sha256(path) for path in paths)
         send(("recording", recording))
         analysis = analyse_recording(

@@ -34,6 +34,7 @@ from classifier.api.recording_upload import (
     ReceivedRecording,
     RecordingUploadLimits,
     StoredFrame,
+    frame_spans,
     receive_recording,
 )
 from classifier.api.schemas import Problem
@@ -338,6 +339,7 @@ def _describe_input(
         submission.fps,
         limits=limits,
         name=source.filename,
+        spans=frame_spans(source.frames),
     )
     info = sequence.info
     return RecordingSummary(
@@ -352,8 +354,14 @@ def _describe_input(
 
 
 def _write_frame_list(path: Path, frames: list[StoredFrame]) -> None:
+    """frames.json, for the analysis: [path, filename] per frame, plus [offset, size] in the
+    pack file for an uploaded sequence (analysis_process.py reads it back)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    listed = [[str(frame.path), frame.filename] for frame in frames]
+    listed = [
+        [str(frame.path), frame.filename]
+        + ([] if frame.size is None else [frame.offset, frame.size])
+        for frame in frames
+    ]
     path.write_text(json.dumps(listed), encoding="utf-8")
 
 
