@@ -28,6 +28,7 @@ from behaviour_clips import clip_to_png_bytes, generate_clip, generate_recording
 from classifier.core.config import DEFAULT_MODEL_DIR
 from harness.processes import free_port
 from tests.support.frames import files
+from tests.support.held_analysis import hold_part_way, resume
 from tests.support.recording_files import leftover_uploads, video_bytes, wait_for_status
 from tests.support.server import ServerProcess, classifier_env, running_classifier
 
@@ -54,9 +55,10 @@ def recording() -> tuple[bytes, list[str]]:
 
 @pytest.fixture(scope="module")
 def long_recording() -> bytes:
-    """Three minutes (5400 frames) of H.264: a job that runs for many seconds."""
+    """Twelve minutes (21,600 frames) of H.264: a job that runs for a second or more even at
+    full speed, for requests made while it runs."""
     frames, _ = generate_recording(SEED + 1, 900)
-    return video_bytes(np.concatenate([frames] * 6))
+    return video_bytes(np.concatenate([frames] * 24))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +108,10 @@ async def test_an_h264_recording_goes_through_submit_progress_and_results(
     with running_classifier(DEFAULT_MODEL_DIR, env=env) as server:
         async with client_of(server) as client:
             job_id = await submit(client, video, subject="m7", session="night", min_bout_ms="200")
-            seen: list[dict[str, Any]] = []
+            # Read part-way while the analysis is held: 900 frames take a fraction of a second.
+            pid, part_way = await hold_part_way(client, server, job_id)
+            resume(pid)
+            seen: list[dict[str, Any]] = [part_way]
             while not seen or seen[-1]["status"] not in ("succeeded", "failed"):
                 seen.append((await client.get(f"/v1/jobs/{job_id}")).json())
                 await asyncio.sleep(0.05)
@@ -208,12 +213,13 @@ async def test_clip_requests_and_health_checks_are_served_while_a_long_job_runs(
     with running_classifier(DEFAULT_MODEL_DIR, env=JOB_ENV) as server:
         async with client_of(server) as client:
             job_id = await submit(client, long_recording)
-            before = await wait_for_status(
-                client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
-            )
+            pid, before = await hold_part_way(client, server, job_id)
+            resume(pid)  # the clip requests compete with a running analysis
             answers = [await client.post(CLASSIFY, files=clip) for _ in range(20)]
             health = [await client.get(path) for path in ("/health/live", "/health/ready")]
+            os.kill(pid, signal.SIGSTOP)
             after = (await client.get(f"/v1/jobs/{job_id}")).json()
+            resume(pid)
             cancelled = await client.delete(f"/v1/jobs/{job_id}")
             await asyncio.sleep(1.0)  # a few renewals: the holder stops the analysis
             final = (await client.get(f"/v1/jobs/{job_id}")).json()
@@ -226,7 +232,7 @@ async def test_clip_requests_and_health_checks_are_served_while_a_long_job_runs(
     # The ordering that shows nothing waited for the job: it was running before the clip
     # requests and still running, further along, after them.
     assert before["status"] == after["status"] == "running"
-    assert before["progress"]["frames_done"] <= after["progress"]["frames_done"] < 5400
+    assert before["progress"]["frames_done"] <= after["progress"]["frames_done"] < 21_600
     assert cancelled.status_code == 202
     assert cancelled.json()["status"] == "cancelled"
     assert final["status"] == "cancelled"
@@ -242,9 +248,9 @@ async def test_a_job_stopped_by_a_restart_resumes_and_succeeds(
     with running_classifier(DEFAULT_MODEL_DIR, env=JOB_ENV) as first:
         async with client_of(first) as client:
             job_id = await submit(client, medium_recording)
-            await wait_for_status(
-                client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
-            )
+            # Held part-way, so that the stop below finds it running: the runner's SIGTERM waits
+            # on the stopped analysis for its grace period, then kills it and releases the job.
+            await hold_part_way(client, first, job_id)
         first.process.send_signal(signal.SIGTERM)
         first_output = first.output()
     assert first.process.returncode == 0
@@ -271,10 +277,9 @@ async def test_a_killed_holders_job_is_taken_over_once_its_lease_lapses(
     with running_classifier(DEFAULT_MODEL_DIR, env=JOB_ENV) as first:
         async with client_of(first) as client:
             job_id = await submit(client, medium_recording)
-            held = await wait_for_status(
-                client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
-            )
+            pid, held = await hold_part_way(client, first, job_id)
         first.process.kill()  # no shutdown, no release: only the lease can tell
+        resume(pid)  # the orphaned analysis runs on, to notice its parent is gone
         first_output = first.output()
     analysis_pid = events(first_output, "job_started")[0]["pid"]
 

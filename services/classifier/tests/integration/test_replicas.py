@@ -25,6 +25,13 @@ from behaviour_clips import clip_to_png_bytes, generate_clip, generate_recording
 from classifier.core.config import DEFAULT_MODEL_DIR
 from harness.processes import free_port
 from tests.support.frames import files
+from tests.support.held_analysis import (
+    NotHeldError,
+    analysis_pid,
+    held_until_progress,
+    hold_part_way,
+    resume,
+)
 from tests.support.postgres import private_postgres, scratch_database
 from tests.support.recording_files import video_bytes, wait_for_status
 from tests.support.server import classifier_env, running_classifier
@@ -186,12 +193,21 @@ async def test_replicas_and_workers_on_one_database_survive_a_killed_and_a_pause
                 documents.append(other.json())
 
             async def analysing(workers: list[Worker]) -> tuple[Worker, str] | None:
-                """A worker analysing a job now (progress seen through an API), and the job."""
+                """A worker analysing a job now, and the job: its analysis is held stopped
+                part-way (progress seen through an API), since a job lasts a fraction of a
+                second; the signal to the worker's group below stops or resumes it with the
+                worker."""
                 for worker in workers:
-                    for event in worker.events("job_started"):
-                        doc = (await a.get(f"/v1/jobs/{event['job_id']}")).json()
-                        if doc["status"] == "running" and doc["progress"]["frames_done"] > 0:
-                            return worker, str(event["job_id"])
+                    for event in reversed(worker.events("job_started")):
+                        job_id, pid = str(event["job_id"]), int(event["pid"])
+                        if (await a.get(f"/v1/jobs/{job_id}")).json()["status"] != "running":
+                            continue
+                        try:
+                            os.kill(pid, signal.SIGSTOP)
+                            await held_until_progress(a, pid, job_id)
+                        except (ProcessLookupError, NotHeldError):
+                            continue  # it finished first: try the next one
+                        return worker, job_id
                 return None
 
             workers = [first, second, third]
@@ -199,7 +215,7 @@ async def test_replicas_and_workers_on_one_database_survive_a_killed_and_a_pause
             with_signal(killed.process, signal.SIGKILL)
             others = [worker for worker in workers if worker is not killed]
             paused, paused_job = await wait_async(lambda: analysing(others), "another one")
-            with_signal(paused.process, signal.SIGSTOP)
+            with_signal(paused.process, signal.SIGSTOP)  # the worker too, its analysis still held
             spare = next(worker for worker in others if worker is not paused)
 
             def taken_over() -> bool:
@@ -254,15 +270,15 @@ async def test_a_database_outage_leaves_clips_served_and_jobs_resume_when_it_ret
                 submitted = await submit(client, recordings[0], "before.mp4")
                 assert submitted.status_code == 202, submitted.text
                 job_id = submitted.json()["id"]
-                await wait_for_status(
-                    client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
-                )
+                # Held part-way through the outage, so that the job spans it.
+                pid, _ = await hold_part_way(client, server, job_id)
                 await asyncio.to_thread(database.stop)
                 clips = [await client.post(CLASSIFY, files=clip) for _ in range(5)]
                 ready = await client.get("/health/ready")
                 refused = await submit(client, recordings[1], "during.mp4")
                 status = await client.get(f"/v1/jobs/{job_id}")
                 await asyncio.to_thread(database.start)
+                resume(pid)
                 done = await wait_for_status(client, job_id, ["succeeded"], timeout=WAIT_S)
                 after = await submit(client, recordings[1], "after.mp4")
                 assert after.status_code == 202, after.text
@@ -300,9 +316,11 @@ async def test_a_worker_drains_on_sigterm_and_the_api_replica_runs_no_jobs(
                 )
                 submitted = await submit(client, long_video, "long.mp4")
                 job_id = submitted.json()["id"]
-                await wait_for_status(
-                    client, job_id, ["running"], until=lambda d: d["progress"]["frames_done"] > 0
-                )
+                # Held part-way: the SIGTERM finds it mid-analysis however fast it runs (the
+                # worker's stop waits out its grace period on the held analysis, then kills it).
+                pid = await analysis_pid(lambda: worker.log.read_text(errors="replace"), job_id)
+                os.kill(pid, signal.SIGSTOP)
+                await held_until_progress(client, pid, job_id)
                 worker.process.send_signal(signal.SIGTERM)
                 code = await asyncio.to_thread(worker.process.wait, 60)
                 released = (await client.get(f"/v1/jobs/{job_id}")).json()
