@@ -93,8 +93,7 @@ class SQLiteJobStore:
         self.path = path
         self._clock = clock
         self._local = threading.local()
-        connection = self._connection()
-        connection.execute("PRAGMA journal_mode=WAL")
+        self._use_wal(self._connection())
         with self._transaction() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             self._applied = list(range(version + 1, SCHEMA_VERSION + 1))
@@ -105,6 +104,23 @@ class SQLiteJobStore:
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- connections ------------------------------------------------------------------------
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        """Switch the database to WAL mode, waiting out another process doing the same: the
+        switch can answer "database is locked" at once, without SQLite's busy timeout, while
+        another connection sets up the WAL file (the uvicorn workers of a new data folder
+        open the store together)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.001
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _connection(self) -> sqlite3.Connection:
         """One connection per thread (sqlite3 connections must stay in their thread)."""
