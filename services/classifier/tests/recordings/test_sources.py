@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import av
@@ -160,6 +161,19 @@ def test_a_frame_of_the_models_size_reads_its_luma_plane_as_swscale_would_give_i
         assert mine.flags.c_contiguous
         assert mine.dtype == np.uint8
         assert np.array_equal(mine, theirs)
+
+
+def test_a_scaled_video_closed_part_way_stops_its_packet_feeding_thread(tmp_path: Path) -> None:
+    # Frames that need scaling are decoded on a thread of their own, ahead of the conversion.
+    pixels, _ = generate_recording(31, 120, size=240)
+    path = encode_video(tmp_path / "big.mp4", pixels)
+    frames = VideoSource(path).frames(SPEC)
+    first = [next(frames) for _ in range(3)]
+    assert "recording-decoder" in {thread.name for thread in threading.enumerate()}
+    frames.close()  # a cancelled analysis: the thread is joined before the file closes
+    assert [frame.index for frame in first] == [0, 1, 2]
+    assert "recording-decoder" not in {thread.name for thread in threading.enumerate()}
+    assert len(list(VideoSource(path).frames(SPEC))) == 120  # and the file reads again whole
 
 
 def test_the_luma_path_stretches_limited_range_to_pillows_0_to_255(tmp_path: Path) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Generator, Iterator
+from typing import TypeVar
 
-from classifier.recordings.source import DecodedFrame
+T = TypeVar("T")
 
 #: Frames handed over at a time: one queue operation per chunk, not per frame.
 CHUNK = 64
@@ -29,17 +30,17 @@ class _Finished:
 
 
 def decoded_ahead(
-    frames: Iterator[DecodedFrame], *, chunk: int = CHUNK, depth: int = DEPTH
-) -> Generator[DecodedFrame, None, None]:
+    frames: Iterator[T], *, chunk: int = CHUNK, depth: int = DEPTH
+) -> Generator[T, None, None]:
     """``frames``, in order, decoded on a thread up to ``depth`` chunks ahead of the caller.
 
     Closing this generator (a cancelled analysis, an error downstream) stops the thread and
     closes ``frames`` there, which closes the video file.
     """
-    handoff: queue.Queue[list[DecodedFrame] | _Finished] = queue.Queue(maxsize=depth)
+    handoff: queue.Queue[list[T] | _Finished] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def put(item: list[DecodedFrame] | _Finished) -> bool:
+    def put(item: list[T] | _Finished) -> bool:
         while not stop.is_set():
             try:
                 handoff.put(item, timeout=_POLL_S)
@@ -50,7 +51,7 @@ def decoded_ahead(
 
     def decode() -> None:
         error: BaseException | None = None
-        batch: list[DecodedFrame] = []
+        batch: list[T] = []
         try:
             for frame in frames:
                 batch.append(frame)

@@ -11,7 +11,7 @@ tensor, ten times cheaper). Nothing here holds more than one frame.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -46,12 +46,18 @@ from classifier.pipeline.decode import (
     png_size,
 )
 from classifier.pipeline.upload import UploadedFrame
+from classifier.recordings.overlap import decoded_ahead
 
 #: How a video frame becomes the model's pixels: "reference" is /v1's Pillow conversion (RGB, then
 #: the manifest's mode and filter); "luma" scales a YUV frame's luma plane with FFmpeg when the
 #: model takes grey bilinear frames, and falls back to the reference for anything else.
 Conversion = Literal["luma", "reference"]
 CONVERSIONS: tuple[Conversion, ...] = ("luma", "reference")
+
+#: Decoded video frames handed from the packet-feeding thread at a time, and chunks held ahead
+#: (FFmpeg's frames, full size: 8 x 4 640x480 frames is 15 MB of YUV).
+RAW_CHUNK = 8
+RAW_DEPTH = 4
 
 #: The default pixel limit of one frame, the same as the service's ``max_frame_pixels``.
 DEFAULT_LIMITS = DecodeLimits(max_frame_pixels=4096 * 4096)
@@ -212,7 +218,7 @@ class VideoSource:
     def info(self) -> RecordingInfo:
         return self._info
 
-    def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]:
+    def frames(self, spec: InputSpec) -> Generator[DecodedFrame, None, None]:
         name = self._info.filename
         with _open_container(self.path) as container:
             stream = container.streams.video[0]
@@ -233,15 +239,22 @@ class VideoSource:
             file_size = self.path.stat().st_size
             read_to = 0  # the end of the furthest packet the demuxer has read, in bytes
 
-            def decoded() -> Iterator[VideoFrame]:
+            def decoded() -> Generator[VideoFrame, None, None]:
                 nonlocal read_to
                 for packet in container.demux(stream):
                     if packet.pos is not None and packet.pos >= 0:
                         read_to = max(read_to, packet.pos + packet.size)
                     yield from packet.decode()
 
+            # A frame to be scaled or colour-converted costs a tenth of a millisecond or more
+            # here, during which FFmpeg's frame threads, fed from this loop, would sit idle:
+            # packets are then fed on a thread of their own, a few frames ahead. A frame read
+            # straight from its luma plane costs less than the hand-over between threads.
+            in_place = luma and (self._info.width, self._info.height) == (spec.width, spec.height)
+            raw = decoded() if in_place else decoded_ahead(decoded(), chunk=RAW_CHUNK,
+                                                           depth=RAW_DEPTH)  # fmt: skip
             try:
-                for frame in decoded():
+                for frame in raw:
                     if frame.pts is None:
                         if fallback_step is None:
                             raise CorruptRecordingError(
@@ -287,6 +300,9 @@ class VideoSource:
                     f"{name}: decoding stopped at frame {index} (after {last_time:.3f} s): "
                     f"{exc.strerror}"
                 ) from None
+            finally:
+                # Stop the feeding thread before the container closes under it.
+                raw.close()
         declared = stream.frames or 0
         if index == 0:
             raise NoDecodableFramesError(f"{name} has no decodable video frames")
