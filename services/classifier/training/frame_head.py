@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime
 import torch
 from frame_head_data import (
@@ -39,7 +36,7 @@ from frame_head_data import (
     cached_embeddings,
     training_specs,
 )
-from split_export import _strip_debug_metadata
+from onnx_export import export_checked
 from torch import nn
 from torch.nn import functional
 
@@ -215,29 +212,10 @@ class ExportedHead(nn.Module):
 def export(head: SequenceHead, path: Path, embedding: int, opset: int) -> None:
     """ONNX `[1, L, E]` -> `[1, L, classes]` with a dynamic length axis."""
     length = torch.export.Dim("frames", min=1, max=1 << 22)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            ExportedHead(head).eval(),
-            (torch.zeros(1, 512, embedding),),
-            str(path),
-            dynamo=True,
-            opset_version=opset,
-            input_names=["embeddings"],
-            output_names=["logits"],
-            dynamic_shapes=({1: length},),
-            external_data=False,
-            verbose=False,
-        )
-    exported = onnx.load(str(path))
-    _strip_debug_metadata(exported.graph)
-    for function in exported.functions:
-        del function.metadata_props[:]
-        for node in function.node:
-            del node.metadata_props[:]
-    onnx.save(exported, str(path))
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    export_checked(
+        ExportedHead(head).eval(), torch.zeros(1, 512, embedding), path,
+        ("embeddings", "logits"), ({1: length},), opset,
+    )  # fmt: skip
 
 
 def check_export(head: SequenceHead, path: Path, embeddings: FloatArray) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
+from evaluate import encode_h264
 from PIL import Image
 
 from behaviour_clips import generate_recording
@@ -27,7 +28,6 @@ FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
 ENCODE_BATCH = 1024
-FPS = 30
 RESIZE = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
 
 
@@ -52,22 +52,6 @@ def training_specs(recordings: int, frames: int, h264: int) -> list[RecordingSpe
     specs = [RecordingSpec(20000 + k, frames) for k in range(recordings)]
     specs += [RecordingSpec(30000 + k, frames // 2, 240, "h264") for k in range(h264)]
     return specs
-
-
-def encode_h264(frames: npt.NDArray[np.uint8], path: Path, crf: int = 23) -> None:
-    """Grey frames to an H.264 MP4 (yuv420p), as `make evaluate` writes its recordings."""
-    height, width = frames.shape[1:3]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for frame in frames:
-            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="gray")
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
 
 def video_embeddings(path: Path, model: SequenceModel) -> FloatArray:

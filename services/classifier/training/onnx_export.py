@@ -5,31 +5,48 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 from clip_data import FRAMES, SIZE
 from clip_model import ClipClassifier
+from torch import nn
 
 
 def export_onnx(model: ClipClassifier, path: Path, opset: int) -> None:
     """ONNX with a dynamic batch axis named `batch`, weights inside the one file."""
     example = torch.zeros(2, FRAMES, SIZE, SIZE, 1)
     batch = torch.export.Dim("batch", min=1, max=1024)
+    export_checked(model, example, path, ("frames", "logits"), {"frames": {0: batch}}, opset)
+
+
+def export_checked(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    names: tuple[str, str],
+    dynamic_shapes: Any,
+    opset: int,
+) -> None:
+    """`module` on `example` as one self-contained ONNX file at `path` (`names`: its input and
+    output), without the exporter's debug metadata, checked by onnx's full checker. Every graph
+    the training code writes (the clip model, its parts, the sequence head) goes through here."""
+    input_name, output_name = names
     # The exporter narrates its progress through warnings and logging; its result is checked
     # below instead.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model,
+            module,
             (example,),
             str(path),
             dynamo=True,
             opset_version=opset,
-            input_names=["frames"],
-            output_names=["logits"],
-            dynamic_shapes={"frames": {0: batch}},
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_shapes=dynamic_shapes,
             external_data=False,
             verbose=False,
         )
