@@ -18,20 +18,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import os
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import onnx
 import onnxruntime
 import torch
 from clip_model import ClipClassifier
+from onnx_export import export_checked
 from torch import nn
 
 TRAINING_DIR = Path(__file__).resolve().parent
@@ -50,7 +48,8 @@ class FrameEncoder(nn.Module):
         self.encoder = model.frame_encoder
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.encoder(frames.permute(0, 3, 1, 2))
+        embeddings: torch.Tensor = self.encoder(frames.permute(0, 3, 1, 2))
+        return embeddings
 
 
 class TemporalHead(nn.Module):
@@ -62,23 +61,8 @@ class TemporalHead(nn.Module):
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         sequence, _ = self.temporal(embeddings)
-        return self.head(sequence[:, -1])
-
-
-def _strip_debug_metadata(graph: onnx.GraphProto) -> None:
-    """Drop the exporter's per-node notes (stack traces with this machine's paths, FX dumps)."""
-    del graph.metadata_props[:]
-    for value in (*graph.input, *graph.output, *graph.value_info):
-        del value.metadata_props[:]
-    for tensor in graph.initializer:
-        del tensor.metadata_props[:]
-    for node in graph.node:
-        del node.metadata_props[:]
-        for attribute in node.attribute:
-            if attribute.HasField("g"):
-                _strip_debug_metadata(attribute.g)
-            for subgraph in attribute.graphs:
-                _strip_debug_metadata(subgraph)
+        logits: torch.Tensor = self.head(sequence[:, -1])
+        return logits
 
 
 def export_graph(
@@ -87,29 +71,7 @@ def export_graph(
     """One self-contained ONNX file; `names` are (input, output, dynamic first axis)."""
     input_name, output_name, axis_name = names
     first_axis = torch.export.Dim(axis_name, min=1, max=1 << 20)
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            dynamo=True,
-            opset_version=opset,
-            input_names=[input_name],
-            output_names=[output_name],
-            dynamic_shapes=({0: first_axis},),
-            external_data=False,
-            verbose=False,
-        )
-    exported = onnx.load(str(path))
-    _strip_debug_metadata(exported.graph)
-    for function in exported.functions:
-        del function.metadata_props[:]
-        for node in function.node:
-            del node.metadata_props[:]
-    onnx.save(exported, str(path))
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    export_checked(module, example, path, (input_name, output_name), ({0: first_axis},), opset)
 
 
 def _sha256(path: Path) -> str:
