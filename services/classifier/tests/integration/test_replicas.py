@@ -27,7 +27,6 @@ from harness.processes import free_port
 from tests.support.frames import files
 from tests.support.held_analysis import (
     NotHeldError,
-    analysis_pid,
     held_until_progress,
     hold_part_way,
     resume,
@@ -318,9 +317,7 @@ async def test_a_worker_drains_on_sigterm_and_the_api_replica_runs_no_jobs(
                 job_id = submitted.json()["id"]
                 # Held part-way: the SIGTERM finds it mid-analysis however fast it runs (the
                 # worker's stop waits out its grace period on the held analysis, then kills it).
-                pid = await analysis_pid(lambda: worker.log.read_text(errors="replace"), job_id)
-                os.kill(pid, signal.SIGSTOP)
-                await held_until_progress(client, pid, job_id)
+                await hold_part_way(client, lambda: worker.log.read_text(errors="replace"), job_id)
                 worker.process.send_signal(signal.SIGTERM)
                 code = await asyncio.to_thread(worker.process.wait, 60)
                 released = (await client.get(f"/v1/jobs/{job_id}")).json()

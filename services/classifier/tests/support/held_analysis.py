@@ -92,13 +92,15 @@ async def held_until_progress(
 
 async def hold_part_way(
     client: httpx.AsyncClient,
-    server: ServerProcess,
+    holder: ServerProcess | Callable[[], str],
     job_id: str,
     timeout: float = 60.0,  # noqa: ASYNC109
 ) -> tuple[int, dict[str, Any]]:
     """Stop the job's analysis once it has reported frames done; returns its pid (still
-    stopped) and the job's document read while it was held."""
-    pid = await analysis_pid(server_output(server), job_id, timeout)
+    stopped) and the job's document read while it was held. ``holder``: the server running
+    the job, or a function answering what the process running it has written so far."""
+    output = server_output(holder) if isinstance(holder, ServerProcess) else holder
+    pid = await analysis_pid(output, job_id, timeout)
     os.kill(pid, signal.SIGSTOP)
     return pid, await held_until_progress(client, pid, job_id, timeout)
 
