@@ -292,8 +292,7 @@ def _uploaded_input(received: ReceivedRecording, submission: Submission) -> Reco
     has_video, has_frames = received.video is not None, bool(received.frames)
     if submission.path is not None and (has_video or has_frames):
         raise _invalid("give either an uploaded recording or a path, not both")
-    if has_video and has_frames:
-        raise _invalid(f"give either one {VIDEO_FIELD!r} part or {FRAMES_FIELD!r} parts, not both")
+    # Both a video and frames never get here: receive_recording refuses the second kind.
     if received.video is not None:
         return RecordingInput(
             "video", received.video, [], received.video_filename or "recording", received.sha256
