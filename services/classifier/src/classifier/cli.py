@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from classifier.core.config import DEFAULT_MODEL_DIR, Settings
+from classifier.core.config import DEFAULT_MODEL_DIR, Settings, available_cores
 from classifier.core.errors import ClassifierError, DataDirError, KeysFileError, ModelLoadError
 from classifier.core.metrics import MULTIPROCESS_ENV
 from classifier.jobs.data_dir import prepare_data_dir
@@ -113,10 +113,27 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--fps", type=float, default=None, help="frame rate of image folders (required for them)"
     )
+    analyze.add_argument(
+        "--processes",
+        type=_processes,
+        default=0,
+        metavar="N",
+        help="processes that decode and encode a long recording at once (default 0: one per core)",
+    )
     analyze.add_argument("--subject", default=None, help="carried into every export")
     analyze.add_argument("--session", default=None, help="carried into every export")
     keys_cli.add_subcommand(commands)
     return parser
+
+
+def _processes(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if not 0 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"must be 0..64 (0: one per core), got {number}")
+    return number
 
 
 def _min_bout(value: str) -> float | dict[str, float]:
@@ -428,7 +445,8 @@ def _analyze_one(
     if _already_done(recording.out_dir, digest, model, recorded_parameters(parameters, model)):
         return "skipped, already complete"
     bar = ProgressBar(recording.name, sys.stderr)
-    analysis = analyse_recording(source, model, parameters, progress=bar)
+    processes = args.processes or available_cores()
+    analysis = analyse_recording(source, model, parameters, progress=bar, processes=processes)
     provenance = Provenance.create(
         input_sha256=digest,
         model=model,

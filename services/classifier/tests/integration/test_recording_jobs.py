@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 
 from behaviour_clips import clip_to_png_bytes, generate_clip, generate_recording
+from classifier.api.recording_upload import FLUSH_BYTES
 from classifier.core.config import DEFAULT_MODEL_DIR
 from harness.processes import free_port
 from tests.support.frames import files
@@ -344,7 +345,8 @@ async def test_an_upload_abandoned_midway_leaves_nothing_behind(
     )
     with running_classifier(model_dir, env=JOB_ENV) as server:
         _, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write(head + b"\0" * 500_000)
+        # More than the server queues before it writes (FLUSH_BYTES), so that a file exists.
+        writer.write(head + b"\0" * (FLUSH_BYTES + 500_000))
         await writer.drain()
         for _ in range(500):  # until the server is writing it to disk
             if leftover_uploads(data_dir):

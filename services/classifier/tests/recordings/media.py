@@ -24,8 +24,10 @@ def encode_video(
     times_s: Sequence[float] | None = None,
     faststart: bool = False,
     crf: int = 18,
+    x264_params: str | None = None,
 ) -> Path:
-    """Encode grayscale or RGB frames; ``times_s`` gives each frame's own timestamp (VFR)."""
+    """Encode grayscale or RGB frames; ``times_s`` gives each frame's own timestamp (VFR);
+    ``x264_params`` passes libx264 its own options (``keyint=90:open-gop=1``)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
@@ -34,6 +36,8 @@ def encode_video(
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": str(crf)}
+            if x264_params:
+                stream.options = {**stream.options, "x264-params": x264_params}
         if times_s is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for index, frame in enumerate(frames):

@@ -4,11 +4,12 @@ One ``video`` part becomes one file; ``frames`` parts (an image sequence, often 
 of them) are appended to one pack file, each frame's offset, size and client filename kept in
 order (one file instead of a hundred thousand: creating them cost more than parsing the body);
 every other part is a small form field held in memory. python-multipart's callback parser cuts
-the parts as the chunks arrive; the file writes of each chunk run together in a worker thread,
-so a slow disk never stalls the event loop. The parts' bytes are hashed as they pass (the job's
-``input_sha256``, computed as ``recordings.analysis`` defines it for a video and for an image
-sequence). Limits are checked while streaming: the body's bytes, the frame count, each frame's
-bytes, the fields. The caller owns the target folder and removes it when anything fails.
+the parts as the chunks arrive; the file writes of each megabyte or so of chunks run together in
+a worker thread, so a slow disk never stalls the event loop. The parts' bytes are hashed as they
+pass (the job's ``input_sha256``, computed as ``recordings.analysis`` defines it for a video and
+for an image sequence). Limits are checked while streaming: the body's bytes, the frame count,
+each frame's bytes, the fields. The caller owns the target folder and removes it when anything
+fails.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ VIDEO_FIELD = "video"
 FRAMES_FIELD = "frames"
 #: The file an uploaded image sequence's frames are stored in, one after another.
 PACK_FILE = "frames.pack"
+#: Bytes of file writes queued before they are handed to a thread: a client that sends each
+#: small frame as its own chunk would otherwise cost a thread hand-over per frame.
+FLUSH_BYTES = 1024 * 1024
 #: How often (in bytes written) the free space of the data folder is checked again.
 FREE_SPACE_CHECK_BYTES = 64 * 1024 * 1024
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -117,6 +121,7 @@ class _DiskWriter:
         self.directory = directory
         self.min_free_bytes = min_free_bytes
         self._pending: list[tuple[str, object]] = []
+        self._pending_bytes = 0
         self._handle: BinaryIO | None = None
         self._since_space_check = 0
 
@@ -125,6 +130,7 @@ class _DiskWriter:
 
     def write(self, data: bytes) -> None:
         self._pending.append(("write", data))
+        self._pending_bytes += len(data)
 
     def close(self) -> None:
         self._pending.append(("close", None))
@@ -148,10 +154,11 @@ class _DiskWriter:
             if shutil.disk_usage(self.directory).free < self.min_free_bytes:
                 raise _out_of_space()
 
-    async def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if not pending:
+    async def flush(self, *, at_least: int = 0) -> None:
+        """Run the queued operations in a thread, once ``at_least`` bytes of writes wait."""
+        if not self._pending or self._pending_bytes < at_least:
             return
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         try:
             await anyio.to_thread.run_sync(self._apply, pending)
         except OSError as exc:
@@ -161,7 +168,7 @@ class _DiskWriter:
 
     def abandon(self) -> None:
         """Close whatever file is still open (the caller then removes the folder)."""
-        self._pending = []
+        self._pending, self._pending_bytes = [], 0
         if self._handle is not None:
             self._handle.close()
             self._handle = None
@@ -347,7 +354,7 @@ async def receive_recording(
                 parser.write(chunk)
             except MultipartParseError as exc:
                 raise BadUploadError(f"malformed multipart body: {exc}") from None
-            await writer.flush()
+            await writer.flush(at_least=FLUSH_BYTES)
         await writer.flush()
     except BaseException:
         writer.abandon()

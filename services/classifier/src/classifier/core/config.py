@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     job_workers: int = Field(
         1, ge=1, le=256, description="Jobs analysed at once by the whole service."
     )
+    job_processes: int = Field(
+        0,
+        ge=0,
+        le=64,
+        description="Processes one job decodes and encodes a long recording with; 0: one per core.",
+    )
     job_retention_hours: float = Field(
         72.0, gt=0, description="Hours a finished job and its files are kept."
     )

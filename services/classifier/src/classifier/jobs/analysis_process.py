@@ -46,6 +46,8 @@ class AnalysisTask:
     out_dir: str
     job_document: dict[str, Any]
     max_frame_pixels: int
+    #: Worker processes for a long recording's decoding and encoding (recordings/parallel.py).
+    processes: int = 1
 
 
 class _ParentGoneError(Exception):
@@ -153,7 +155,12 @@ def _analyse(task: AnalysisTask, conn: Connection, parent: int) -> tuple[Any, ..
                 recording["sha256"] = sequence_sha256(file_sha256(path) for path in paths)
         send(("recording", recording))
         analysis = analyse_recording(
-            source, model, parameters, progress=progress, cancelled=cancelled
+            source,
+            model,
+            parameters,
+            progress=progress,
+            cancelled=cancelled,
+            processes=task.processes,
         )
     except RecordingError as exc:
         return ("failed", exc.type, exc.detail)

@@ -34,7 +34,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from classifier.core.config import Settings
+from classifier.core.config import Settings, available_cores
 from classifier.core.logs import LogShipper
 from classifier.core.metrics import Metrics
 from classifier.jobs.analysis_process import AnalysisTask, run_analysis
@@ -213,6 +213,7 @@ class JobRunner:
             out_dir=str(self._work_dir(claim)),
             job_document=dict(job_document(job)),
             max_frame_pixels=self.settings.max_frame_pixels,
+            processes=self.settings.job_processes or available_cores(),
         )
         receiver, sender = self._context.Pipe(duplex=False)
         process = self._context.Process(

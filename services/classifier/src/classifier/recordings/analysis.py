@@ -43,8 +43,13 @@ from classifier.recordings.frame_labels import (
     default_method,
 )
 from classifier.recordings.overlap import decoded_ahead
-from classifier.recordings.scoring import WindowScorer, scorer_for
-from classifier.recordings.source import FrameSource, RecordingInfo, with_frames
+from classifier.recordings.parallel import (
+    StretchesAbandonedError,
+    encoded_in_stretches,
+    plan_stretches,
+)
+from classifier.recordings.scoring import SplitScorer, WindowScorer, scorer_for
+from classifier.recordings.source import FrameSource, RecordingInfo, Stretch, with_frames
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -247,6 +252,8 @@ class RecordingAnalysis:
     windows: int
     seconds: float = field(default=0.0)
     method: str = WINDOW_MEAN  # SEQUENCE_HEAD or WINDOW_MEAN
+    #: Stretches the recording was decoded in by worker processes (parallel.py); 0: in order.
+    stretches: int = 0
 
     @property
     def frames(self) -> int:
@@ -270,6 +277,7 @@ def analyse_recording(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     method: str | None = None,
+    processes: int = 1,
 ) -> RecordingAnalysis:
     """Label every frame of ``source`` with ``model``; see frame_labels.py, windows.py and
     bouts.py for the rules. ``method`` (None: the model's own, ``default_method``) forces
@@ -277,40 +285,33 @@ def analyse_recording(
 
     ``progress(frames_done, frames_total)`` is called every few hundred frames; the total is the
     container's estimate while decoding and exact in the last call. ``cancelled()`` is polled
-    as often, and raises AnalysisCancelledError when it answers True.
+    as often, and raises AnalysisCancelledError when it answers True. ``processes`` > 1 decodes
+    and encodes a long recording in stretches, that many at once (parallel.py); the results are
+    the same as decoding it in order.
     """
     started = time.perf_counter()
     manifest = model.manifest
     parameters.validate(manifest)
-    spec = manifest.input
     method = method or default_method(model)
     if method not in METHODS or (method == SEQUENCE_HEAD and not model.has_sequence_head):
         raise InvalidAnalysisParametersError(
             f"method {method!r} is not available for model {model.name!r} (it offers "
             f"{', '.join(m for m in METHODS if m == WINDOW_MEAN or model.has_sequence_head)})"
         )
-    scorer: WindowScorer | SequenceHeadLabeller
-    if method == SEQUENCE_HEAD:
-        scorer = SequenceHeadLabeller(model)
-    else:
-        # Every frame through the CNN once when the model ships its parts (scoring.py).
-        scorer = scorer_for(model, stride=parameters.stride)
-    estimate = source.info.declared_frames
-    starts: list[float] = []
-    last_duration: float | None = None
-    _check_cancelled(cancelled, 0)
-    for frame in decoded_ahead(source.frames(spec)):
-        scorer.add(frame.pixels)
-        starts.append(frame.time_s)
-        last_duration = frame.duration_s
-        done = len(starts)
-        if done % CHUNK_FRAMES == 0:
-            _check_cancelled(cancelled, done)
-            if progress is not None:
-                progress(done, max(estimate, done) if estimate else None)
-    probabilities = scorer.finish()
+    stretches = plan_stretches(source, processes) if model.has_parts else None
+    labelled: _Labelled | None = None
+    if stretches is not None:
+        try:
+            labelled = _label_in_stretches(
+                source, model, parameters, method, stretches, processes, progress, cancelled
+            )
+        except StretchesAbandonedError:
+            labelled = None  # decoded in order below, which names any fault in the file
+    if labelled is None:
+        labelled = _label_in_order(source, model, parameters, method, progress, cancelled)
+    probabilities, starts = labelled.probabilities, labelled.starts
     frames = len(starts)
-    times = _frame_times(starts, last_duration, source.info.fps)
+    times = _frame_times(starts, labelled.last_duration, source.info.fps)
     raw = np.argmax(probabilities, axis=1).astype(np.int64)
     smoothed = smooth(raw, times, parameters.thresholds_s(manifest.labels))
     bouts = bouts_of(smoothed, manifest.labels, times, probabilities)
@@ -334,13 +335,97 @@ def analyse_recording(
         budget=time_budget(bouts, manifest.labels, times.duration_s),
         transitions=transitions(bouts, manifest.labels),
         bins=bins,
-        windows=scorer.windows,
+        windows=labelled.windows,
         seconds=time.perf_counter() - started,
         method=method,
+        stretches=len(stretches) if stretches is not None and labelled.stretched else 0,
     )
 
 
-def _frame_times(starts: list[float], last_duration: float | None, fps: float | None) -> FrameTimes:
+@dataclass(frozen=True, slots=True)
+class _Labelled:
+    """What labelling the frames gave; ``stretched``: decoded in stretches (parallel.py)."""
+
+    probabilities: FloatArray
+    starts: Sequence[float] | npt.NDArray[np.float64]
+    last_duration: float | None
+    windows: int
+    stretched: bool = False
+
+
+def _scorer(
+    model: SequenceModel, parameters: AnalysisParameters, method: str
+) -> WindowScorer | SequenceHeadLabeller:
+    if method == SEQUENCE_HEAD:
+        return SequenceHeadLabeller(model)
+    # Every frame through the CNN once when the model ships its parts (scoring.py).
+    return scorer_for(model, stride=parameters.stride)
+
+
+def _label_in_order(
+    source: FrameSource,
+    model: SequenceModel,
+    parameters: AnalysisParameters,
+    method: str,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+) -> _Labelled:
+    """Frames decoded in order on a thread of their own, the model scoring them here."""
+    scorer = _scorer(model, parameters, method)
+    estimate = source.info.declared_frames
+    starts: list[float] = []
+    last_duration: float | None = None
+    _check_cancelled(cancelled, 0)
+    for frame in decoded_ahead(source.frames(model.manifest.input)):
+        scorer.add(frame.pixels)
+        starts.append(frame.time_s)
+        last_duration = frame.duration_s
+        done = len(starts)
+        if done % CHUNK_FRAMES == 0:
+            _check_cancelled(cancelled, done)
+            if progress is not None:
+                progress(done, max(estimate, done) if estimate else None)
+    return _Labelled(scorer.finish(), starts, last_duration, scorer.windows)
+
+
+def _label_in_stretches(
+    source: FrameSource,
+    model: SequenceModel,
+    parameters: AnalysisParameters,
+    method: str,
+    stretches: list[Stretch],
+    processes: int,
+    progress: Progress | None,
+    cancelled: Callable[[], bool] | None,
+) -> _Labelled:
+    """Frames decoded and encoded by ``processes`` workers (parallel.py), scored here."""
+    scorer = _scorer(model, parameters, method)
+    if not isinstance(scorer, SplitScorer | SequenceHeadLabeller):
+        raise TypeError("stretches need a model with a frame encoder")
+    estimate = source.info.declared_frames
+
+    def received(done: int) -> None:
+        if progress is not None:
+            progress(done, max(estimate, done) if estimate else None)
+
+    starts: list[npt.NDArray[np.float64]] = []
+    last_duration: float | None = None
+    chunks = encoded_in_stretches(
+        source, model, stretches, processes, received=received, cancelled=cancelled
+    )
+    for chunk in chunks:
+        scorer.add_embeddings(chunk.embeddings)
+        starts.append(chunk.times)
+        last_duration = chunk.last_duration
+    times = np.concatenate(starts)
+    return _Labelled(scorer.finish(), times, last_duration, scorer.windows, stretched=True)
+
+
+def _frame_times(
+    starts: Sequence[float] | npt.NDArray[np.float64],
+    last_duration: float | None,
+    fps: float | None,
+) -> FrameTimes:
     """Frame start times and the end of the last frame: its own duration when the source gave
     one, else the median interval between frames, else one frame at ``fps``."""
     array = np.asarray(starts, dtype=np.float64)

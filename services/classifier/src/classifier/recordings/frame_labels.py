@@ -11,7 +11,7 @@ import numpy.typing as npt
 from classifier.core.errors import TooFewFramesError
 from classifier.model.runtime import FrameLabeler, SequenceModel
 from classifier.pipeline.decode import PixelArray
-from classifier.pipeline.tensor import build_tensor
+from classifier.recordings.scoring import encode_pixels
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -62,11 +62,16 @@ class SequenceHeadLabeller:
             raise AssertionError(f"sequence head gave {result.shape} for {self.frames} frames")
         return result
 
+    def add_embeddings(self, embeddings: FloatArray) -> None:
+        """Frames already through the frame encoder (recordings/parallel.py), after any added
+        with ``add``."""
+        self._encode()
+        self.frames += len(embeddings)
+        self._done.append(self._labeler.push(embeddings))
+
     def _encode(self) -> None:
         if not self._pending:
             return
-        # build_tensor scales and lays out frames as for a clip; each frame is then one item.
-        frames = build_tensor(self._pending, self.spec)[0]
+        embeddings = encode_pixels(self.model, self._pending)
         self._pending = []
-        embeddings = self.model.encode_frames(frames)
         self._done.append(self._labeler.push(embeddings))

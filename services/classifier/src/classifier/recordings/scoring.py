@@ -28,6 +28,12 @@ ENCODE_CHUNK = 256
 HEAD_BATCH = 512
 
 
+def encode_pixels(model: SequenceModel, pixels: list[PixelArray]) -> FloatArray:
+    """Embeddings ``[n, E]`` of frames in the manifest's size and mode: the same scaling and
+    layout as a window of the whole graph, one frame per row."""
+    return model.encode_frames(build_tensor(pixels, model.manifest.input)[0])
+
+
 class WindowScorer(Protocol):
     """Frames in, in order, with ``add``; ``finish`` answers per-frame probabilities
     ``[frames, labels]``. ``windows``: how many windows were scored."""
@@ -118,13 +124,21 @@ class SplitScorer:
             self._score([last])
         return self._means.means(self.frames)
 
+    def add_embeddings(self, embedded: FloatArray) -> None:
+        """Frames already through the frame encoder (recordings/parallel.py), after any added
+        with ``add``."""
+        self._encode_pending()
+        if len(embedded):
+            self._take(embedded)
+
     def _encode_pending(self) -> None:
         if not self._pending:
             return
-        # The same scaling and layout as a window of the whole graph, one frame per row.
-        tensor = build_tensor(self._pending, self.spec)[0]
+        embedded = encode_pixels(self.model, self._pending)
         self._pending = []
-        embedded = self.model.encode_frames(tensor)
+        self._take(embedded)
+
+    def _take(self, embedded: FloatArray) -> None:
         if self._embeddings is None:
             self._embeddings = embedded
         else:

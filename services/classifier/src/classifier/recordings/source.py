@@ -11,7 +11,7 @@ tensor, ten times cheaper). Nothing here holds more than one frame.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -109,6 +109,15 @@ class FrameSource(Protocol):
     def info(self) -> RecordingInfo: ...
 
     def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]: ...
+
+    def stretches(self, count: int) -> list[Stretch] | None:
+        """The recording cut into at most ``count`` stretches that decode on their own, in
+        order, for several processes at once (recordings/parallel.py); None: not splittable."""
+        ...
+
+    def frames_of(self, spec: InputSpec, stretch: Stretch) -> Iterator[DecodedFrame]:
+        """One stretch's frames, as ``frames`` gives them (``index`` counts within it)."""
+        ...
 
 
 def _looks_like_container(path: Path) -> bool:
@@ -218,18 +227,41 @@ class VideoSource:
     def info(self) -> RecordingInfo:
         return self._info
 
+    def _open_for_decoding(self, threads: int) -> av.container.InputContainer:
+        container = _open_container(self.path)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        return container
+
+    def _converter(self, spec: InputSpec) -> Callable[[VideoFrame], PixelArray]:
+        """Frame to the model's pixels: the luma path when it applies, else the reference."""
+        # One reformatter for the stream: frame.to_ndarray(format=...) would set up FFmpeg's
+        # scaler anew for every frame (2.5 ms a 240x240 frame, not 0.16).
+        reformatter = VideoReformatter()
+        luma = self.conversion == "luma" and spec.color_mode == "L"
+        luma = luma and spec.resize_filter == "bilinear"
+
+        def convert(frame: VideoFrame) -> PixelArray:
+            if luma and _is_yuv(frame):
+                return _scaled_luma(reformatter, frame, spec)
+            # RGB, as a colour PNG upload decodes, then /v1's conversion.
+            rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+            return conform_image(Image.fromarray(rgb), spec)
+
+        return convert
+
+    def _reads_in_place(self, spec: InputSpec) -> bool:
+        """Whether frames are read straight from their luma plane (no scaling, no conversion)."""
+        luma = self.conversion == "luma" and spec.color_mode == "L"
+        luma = luma and spec.resize_filter == "bilinear"
+        return luma and (self._info.width, self._info.height) == (spec.width, spec.height)
+
     def frames(self, spec: InputSpec) -> Generator[DecodedFrame, None, None]:
         name = self._info.filename
-        with _open_container(self.path) as container:
+        with self._open_for_decoding(self.decode_threads) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = self.decode_threads
-            reformatter = VideoReformatter()
-            luma = (
-                self.conversion == "luma"
-                and spec.color_mode == "L"
-                and (spec.resize_filter == "bilinear")
-            )
+            convert = self._converter(spec)
             time_base = stream.time_base or Fraction(1, 1)
             tb_num, tb_den = time_base.numerator, time_base.denominator
             fallback_step = 1.0 / self._info.fps if self._info.fps else None
@@ -250,9 +282,9 @@ class VideoSource:
             # here, during which FFmpeg's frame threads, fed from this loop, would sit idle:
             # packets are then fed on a thread of their own, a few frames ahead. A frame read
             # straight from its luma plane costs less than the hand-over between threads.
-            in_place = luma and (self._info.width, self._info.height) == (spec.width, spec.height)
-            raw = decoded() if in_place else decoded_ahead(decoded(), chunk=RAW_CHUNK,
-                                                           depth=RAW_DEPTH)  # fmt: skip
+            raw = decoded() if self._reads_in_place(spec) else decoded_ahead(
+                decoded(), chunk=RAW_CHUNK, depth=RAW_DEPTH
+            )  # fmt: skip
             try:
                 for frame in raw:
                     if frame.pts is None:
@@ -272,15 +304,7 @@ class VideoSource:
                         # decoding order, and times must increase for bouts to have a length.
                         time_s = last_time + 1e-6
                     duration = frame.duration * tb_num / tb_den if frame.duration else None
-                    # One reformatter for the stream: frame.to_ndarray(format=...) would set up
-                    # FFmpeg's scaler anew for every frame (2.5 ms a 240x240 frame, not 0.16).
-                    if luma and _is_yuv(frame):
-                        pixels = _scaled_luma(reformatter, frame, spec)
-                    else:
-                        # RGB, as a colour PNG upload decodes, then /v1's conversion.
-                        rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-                        pixels = conform_image(Image.fromarray(rgb), spec)
-                    yield DecodedFrame(index, time_s, pixels, duration)
+                    yield DecodedFrame(index, time_s, convert(frame), duration)
                     last_time = time_s
                     index += 1
             except av.error.FFmpegError as exc:
@@ -311,6 +335,113 @@ class VideoSource:
                 f"{name} is truncated: decoding stopped at frame {index} (after "
                 f"{last_time:.3f} s), but the container lists {declared} frames"
             )
+
+    def stretches(self, count: int) -> list[Stretch] | None:
+        """Up to ``count`` stretches of the video, each starting at a keyframe, for decoding
+        in parallel (``frames_of``); None when the file cannot be split so (no timestamps, no
+        duration, a single keyframe). Reads the first frame and a packet after each seek."""
+        if count < 2:
+            return None
+        with self._open_for_decoding(1) as container:
+            stream = container.streams.video[0]
+            try:
+                first = next(container.decode(stream), None)
+            except av.error.FFmpegError:
+                return None
+            time_base = stream.time_base or Fraction(1, 1)
+            length = stream.duration
+            if not length and container.duration:  # microseconds, for the whole container
+                length = int(container.duration * time_base.denominator) // (
+                    1_000_000 * time_base.numerator
+                )
+            if first is None or first.pts is None or not length or length <= 0:
+                return None
+            origin = first.pts
+            starts: list[int] = []
+            for part in range(1, count):
+                target = origin + length * part // count
+                try:
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                    packet = next(container.demux(stream), None)
+                except av.error.FFmpegError:
+                    return None
+                if packet is None or packet.pts is None or not packet.is_keyframe:
+                    return None
+                if packet.pts > (starts[-1] if starts else origin):
+                    starts.append(packet.pts)
+        if not starts:
+            return None
+        bounds: list[int | None] = [None, *starts, None]
+        return [
+            VideoStretch(origin, bounds[part], bounds[part + 1]) for part in range(len(starts) + 1)
+        ]
+
+    def frames_of(self, spec: InputSpec, stretch: Stretch) -> Generator[DecodedFrame, None, None]:
+        """The frames of one stretch (from ``stretches``), decoded on one thread: those shown
+        from its keyframe up to the next stretch's. Raises IrregularStretchError where the file
+        does not bear splitting (a frame without a timestamp, times out of order, a seek that
+        missed its keyframe, a decoding error); the caller then decodes the whole file in order,
+        which names any real fault as ``frames`` does."""
+        if not isinstance(stretch, VideoStretch):
+            raise TypeError(f"not a stretch of a video: {stretch!r}")
+        with self._open_for_decoding(1) as container:
+            stream = container.streams.video[0]
+            convert = self._converter(spec)
+            time_base = stream.time_base or Fraction(1, 1)
+            tb_num, tb_den = time_base.numerator, time_base.denominator
+            start, end = stretch.start, stretch.end
+            last: int | None = None
+            count = 0
+            try:
+                if start is not None:
+                    container.seek(start, stream=stream, backward=True, any_frame=False)
+                for packet in container.demux(stream):
+                    for frame in packet.decode():
+                        pts = frame.pts
+                        if pts is None:
+                            raise IrregularStretchError("a frame without a timestamp")
+                        if start is not None and pts < start:
+                            continue  # before the keyframe: the stretch before shows it
+                        if end is not None and pts >= end:
+                            if not count:
+                                raise IrregularStretchError(f"no frame in [{start}, {end})")
+                            return
+                        if last is None and start is not None and pts != start:
+                            raise IrregularStretchError(f"began at {pts}, not at {start}")
+                        if last is not None and pts <= last:
+                            raise IrregularStretchError(f"timestamp {pts} after {last}")
+                        last = pts
+                        time_s = (pts - stretch.origin) * tb_num / tb_den
+                        duration = frame.duration * tb_num / tb_den if frame.duration else None
+                        yield DecodedFrame(count, time_s, convert(frame), duration)
+                        count += 1
+            except av.error.FFmpegError as exc:
+                raise IrregularStretchError(f"decoding failed: {exc.strerror}") from None
+            if not count:
+                raise IrregularStretchError("no frames")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoStretch:
+    """Frames shown from ``start`` (a keyframe's timestamp; None: the first frame) up to
+    ``end`` (the next stretch's start; None: the last frame). ``origin``: the first frame's
+    timestamp, from which every frame's time is counted."""
+
+    origin: int
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceStretch:
+    """Frames ``start`` to ``end`` (exclusive) of an image sequence."""
+
+    start: int
+    end: int
+
+
+#: Part of a recording decoded on its own: ``FrameSource.stretches`` and ``frames_of``.
+Stretch = VideoStretch | SequenceStretch
 
 
 def _is_yuv(frame: VideoFrame) -> bool:
@@ -361,6 +492,11 @@ def _scaled_luma(reformatter: VideoReformatter, frame: VideoFrame, spec: InputSp
     )
     pixels: PixelArray = np.ascontiguousarray(small.to_ndarray(), dtype=np.uint8)
     return pixels
+
+
+class IrregularStretchError(Exception):
+    """A stretch of a video could not be decoded on its own (see ``VideoSource.frames_of``):
+    not the recording's fault as such, and never shown to a client."""
 
 
 #: A frame's place in a file holding many: (offset, size) in bytes.
@@ -431,9 +567,24 @@ class ImageSequenceSource:
         return int(width), int(height)
 
     def frames(self, spec: InputSpec) -> Iterator[DecodedFrame]:
+        return self.frames_of(spec, SequenceStretch(0, len(self.paths)))
+
+    def stretches(self, count: int) -> list[Stretch] | None:
+        """The sequence cut into ``count`` runs of frames of (nearly) equal length."""
+        frames = len(self.paths)
+        if count < 2 or frames < count:
+            return None
+        bounds = [frames * part // count for part in range(count + 1)]
+        return [SequenceStretch(bounds[part], bounds[part + 1]) for part in range(count)]
+
+    def frames_of(self, spec: InputSpec, stretch: Stretch) -> Iterator[DecodedFrame]:
+        """Frames ``stretch.start`` to ``stretch.end``, each checked and decoded as in
+        ``frames``: the errors name the same frame wherever the stretch begins."""
+        if not isinstance(stretch, SequenceStretch):
+            raise TypeError(f"not a stretch of an image sequence: {stretch!r}")
         expected = (self._info.width, self._info.height)
         with _FrameReader(self.paths, self.spans) as reader:
-            for index in range(len(self.paths)):
+            for index in range(stretch.start, stretch.end):
                 frame = self._uploaded(reader, index)
                 size = self._size_of(frame)
                 if size != expected:
