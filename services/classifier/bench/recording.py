@@ -221,6 +221,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: Bytes the benchmark's client sends at a time, as curl or httpx send a body in blocks.
+SEND_BLOCK = 256 * 1024
+
+
+def _blocks(pieces: Iterator[bytes], size: int = SEND_BLOCK) -> Iterator[bytes]:
+    """The pieces joined into blocks of at least ``size`` bytes (the last one shorter)."""
+    held: list[bytes] = []
+    held_bytes = 0
+    for piece in pieces:
+        held.append(piece)
+        held_bytes += len(piece)
+        if held_bytes >= size:
+            yield b"".join(held)
+            held, held_bytes = [], 0
+    if held:
+        yield b"".join(held)
+
+
 def _multipart(item: Input, boundary: str) -> Iterator[bytes]:
     """The upload, streamed: one `video` part, or a `frames` part per PNG and the fps."""
     dash = f"--{boundary}\r\n".encode()
@@ -279,7 +297,7 @@ def service(item: Input, model: SequenceModel) -> Sample:
             started = time.perf_counter()
             request = urllib.request.Request(
                 f"{base}/v1/models/{model.name}/recordings",
-                data=_multipart(item, boundary),
+                data=_blocks(_multipart(item, boundary)),
                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
                 method="POST",
             )
@@ -423,14 +441,15 @@ def render(
     lines = [
         f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {CPUS} cores "
         f"({cpu_model()}), load average before the last run {load[0]:.2f} / {load[1]:.2f} / "
-        f"{load[2]:.2f} (other work shared the machine; the ratios that count compare methods "
-        "measured in the same rounds of one input). "
+        f"{load[2]:.2f} (these include the benchmark's own earlier inputs; the ratios that count "
+        "compare methods measured in the same rounds of one input). "
         "Each row: the median over its rounds, the methods of an input alternating round by "
         "round. Decoding threads: `thread_type` AUTO, `thread_count` "
-        f"{CPUS} (every core), in (1) to (5). (3) uses onnxruntime with {CPUS} intra-op threads; "
-        "the service's job children use 1 (see below). (1) to (3) run in a process at nice "
-        f"{CHILD_NICENESS}, as the service's job children do, so that other load slows both "
-        "alike. Reproduce: `make bench-recording`.",
+        f"{CPUS} (every core) in (1) to (3); (4) and (5) decode and encode in stretches, "
+        f"{CPUS} worker processes (one a core) each decoding on one thread (see below). "
+        f"(3) uses onnxruntime with {CPUS} intra-op threads; the service's processes use 1. "
+        f"(1) to (3) run in a process at nice {CHILD_NICENESS}, as the service's job children "
+        "do, so that other load slows both alike. Reproduce: `make bench-recording`.",
         "",
         "| input | measurement | seconds | frames/s | x real time | peak RSS | measured |",
         "|---|---|---:|---:|---:|---:|---|",
