@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from python_multipart.multipart import parse_options_header
 
 from classifier.api.recording_upload import (
     PACK_FILE,
     ReceivedRecording,
     RecordingUploadLimits,
-    content_disposition,
     frame_spans,
     receive_recording,
 )
@@ -96,31 +94,3 @@ async def test_a_video_and_frames_in_one_upload_are_refused_at_the_second_kind(
     with pytest.raises(InvalidRecordingRequestError) as refused:
         await receive_recording(chunks(body(parts), 1 << 20), BOUNDARY.encode(), tmp_path, LIMITS)
     assert refused.value.detail == "give either one 'video' part or 'frames' parts, not both"
-
-
-@pytest.mark.parametrize(
-    "header",
-    [
-        b'form-data; name="frames"; filename="frame_000001.png"',
-        b'form-data; name="video"; filename="cage 3 (day 2).mp4"',
-        b'form-data; name="fps"',
-        b'form-data; name="frames"; filename="a\\"b.png"',  # an escaped quote
-        b'form-data; name="frames"; filename="C:\\cams\\f1.png"',  # IE's whole path
-        b'form-data; name="frames"; filename="x;y.png"',
-        b'form-data; name="frames"; filename*=UTF-8\'\'f%C3%A9.png; filename="f.png"',
-        b'Form-Data; name="frames"; filename="f.png"',
-        b'form-data;name="frames";filename="f.png"',
-        b'attachment; name="frames"; filename="f.png"',
-        b'form-data; filename="f.png"',
-        b"",
-    ],
-)
-def test_a_part_header_reads_as_python_multipart_reads_it(header: bytes) -> None:
-    """The one-match reading of the usual header and python-multipart's parser agree."""
-    disposition, params = parse_options_header(header)
-    expected = (
-        (params.get(b"name"), params.get(b"filename"))
-        if disposition == b"form-data"
-        else (None, None)
-    )
-    assert content_disposition(header) == expected
