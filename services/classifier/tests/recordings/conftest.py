@@ -28,3 +28,23 @@ def short_recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.
     frames, labels = generate_recording(SHORT_SEED, SHORT_FRAMES, size=64)
     path = encode_video(tmp_path_factory.mktemp("video") / "cage.mp4", frames)
     return path, frames, labels
+
+
+#: Long enough to be cut into stretches (recordings/parallel.py: 2 x 1,024 frames or more).
+LONG_SEED = 12
+LONG_FRAMES = 3000
+
+
+@pytest.fixture(scope="session")
+def long_recording() -> tuple[np.ndarray, list[str]]:
+    """(the frames of generated recording LONG_SEED, 100 s at 30 fps, and its true labels)."""
+    return generate_recording(LONG_SEED, LONG_FRAMES, size=64)
+
+
+@pytest.fixture(scope="session")
+def keyframed(
+    long_recording: tuple[np.ndarray, list[str]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """long_recording as H.264 with B-frames (libx264's default), a keyframe at least every 3 s."""
+    path = tmp_path_factory.mktemp("long") / "cage.mp4"
+    return encode_video(path, long_recording[0], x264_params="keyint=90")

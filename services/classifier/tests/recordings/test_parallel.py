@@ -18,7 +18,6 @@ import av
 import numpy as np
 import pytest
 
-from behaviour_clips import generate_recording
 from classifier.core.errors import (
     AnalysisCancelledError,
     CorruptRecordingError,
@@ -36,27 +35,9 @@ from classifier.recordings.source import (
     VideoSource,
     VideoStretch,
 )
+from tests.recordings.conftest import LONG_FRAMES
 from tests.recordings.media import encode_video, garble, png_bytes
 from tests.support.server import SRC
-
-#: Long enough for several stretches of MIN_STRETCH_FRAMES; a seed no other test uses.
-FRAMES = 3000
-SEED = 12
-
-
-@pytest.fixture(scope="module")
-def recording() -> tuple[np.ndarray, list[str]]:
-    frames, labels = generate_recording(SEED, FRAMES, size=64)
-    return frames, labels
-
-
-@pytest.fixture(scope="module")
-def keyframed(
-    recording: tuple[np.ndarray, list[str]], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """H.264 with B-frames (libx264's default) and a keyframe at least every 3 s."""
-    path = tmp_path_factory.mktemp("parallel") / "cage.mp4"
-    return encode_video(path, recording[0], x264_params="keyint=90")
 
 
 def _children() -> set[int]:
@@ -112,7 +93,7 @@ def test_a_video_in_stretches_gives_what_decoding_it_in_order_gives(
 ) -> None:
     in_order, stretched = _both(lambda: VideoSource(keyframed), bundled_model, method=method)
     _assert_same(in_order, stretched)
-    assert stretched.frames == FRAMES
+    assert stretched.frames == LONG_FRAMES
 
 
 def test_stretches_start_at_keyframes_and_cover_the_video(keyframed: Path) -> None:
@@ -142,23 +123,23 @@ def test_stretches_start_at_keyframes_and_cover_the_video(keyframed: Path) -> No
     ],
 )
 def test_other_keyframe_layouts_give_the_same_result(
-    recording: tuple[np.ndarray, list[str]],
+    long_recording: tuple[np.ndarray, list[str]],
     bundled_model: SequenceModel,
     tmp_path: Path,
     name: str,
     params: str,
 ) -> None:
-    path = encode_video(tmp_path / name, recording[0], x264_params=params)
+    path = encode_video(tmp_path / name, long_recording[0], x264_params=params)
     _assert_same(*_both(lambda: VideoSource(path), bundled_model))
 
 
 def test_a_variable_frame_rate_video_keeps_its_times(
-    recording: tuple[np.ndarray, list[str]], bundled_model: SequenceModel, tmp_path: Path
+    long_recording: tuple[np.ndarray, list[str]], bundled_model: SequenceModel, tmp_path: Path
 ) -> None:
-    gaps = np.random.default_rng(0).choice([1 / 30, 1 / 25, 1 / 15], size=FRAMES)
+    gaps = np.random.default_rng(0).choice([1 / 30, 1 / 25, 1 / 15], size=LONG_FRAMES)
     times = np.concatenate([[0.0], np.cumsum(gaps[:-1])])
     path = encode_video(
-        tmp_path / "vfr.mp4", recording[0], times_s=list(times), x264_params="keyint=90"
+        tmp_path / "vfr.mp4", long_recording[0], times_s=list(times), x264_params="keyint=90"
     )
     in_order, stretched = _both(lambda: VideoSource(path), bundled_model)
     _assert_same(in_order, stretched)
@@ -166,16 +147,16 @@ def test_a_variable_frame_rate_video_keeps_its_times(
 
 
 def test_a_video_with_one_keyframe_is_decoded_in_order(
-    recording: tuple[np.ndarray, list[str]], bundled_model: SequenceModel, tmp_path: Path
+    long_recording: tuple[np.ndarray, list[str]], bundled_model: SequenceModel, tmp_path: Path
 ) -> None:
     path = encode_video(
-        tmp_path / "one-gop.mp4", recording[0], x264_params="keyint=infinite:scenecut=0"
+        tmp_path / "one-gop.mp4", long_recording[0], x264_params="keyint=infinite:scenecut=0"
     )
     assert VideoSource(path).stretches(4) is None
     analysis = analyse_recording(
         VideoSource(path), bundled_model, AnalysisParameters(), processes=2
     )
-    assert (analysis.stretches, analysis.frames) == (0, FRAMES)
+    assert (analysis.stretches, analysis.frames) == (0, LONG_FRAMES)
 
 
 def test_a_damaged_video_fails_as_decoding_it_in_order_fails(
@@ -200,13 +181,13 @@ def test_a_damaged_video_fails_as_decoding_it_in_order_fails(
 
 @pytest.fixture(scope="module")
 def pack(
-    recording: tuple[np.ndarray, list[str]], tmp_path_factory: pytest.TempPathFactory
+    long_recording: tuple[np.ndarray, list[str]], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, list[tuple[int, int]]]:
     """The recording's frames as PNGs in one pack file, as an upload stores them."""
     path = tmp_path_factory.mktemp("pack") / "frames.pack"
     spans = []
     with path.open("wb") as handle:
-        for frame in recording[0]:
+        for frame in long_recording[0]:
             data = png_bytes(frame)
             spans.append((handle.tell(), len(data)))
             handle.write(data)
@@ -262,7 +243,7 @@ def test_only_long_recordings_of_a_model_with_parts_are_cut(
 ) -> None:
     assert plan_stretches(VideoSource(keyframed), 1) is None
     assert plan_stretches(VideoSource(short_recording[0]), 2) is None  # 360 frames
-    assert 2 * MIN_STRETCH_FRAMES <= FRAMES
+    assert 2 * MIN_STRETCH_FRAMES <= LONG_FRAMES
     plan = plan_stretches(VideoSource(keyframed), 2)
     assert plan is not None
     assert len(plan) == 2
@@ -293,7 +274,7 @@ def test_a_cancelled_analysis_stops_its_workers(
             processes=2,
         )
     assert seen
-    assert seen[-1] < FRAMES
+    assert seen[-1] < LONG_FRAMES
     assert _children() == before
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from classifier.cli import ProgressBar, main
 from classifier.recordings.exports import RESULT_FILES
+from tests.recordings.conftest import LONG_FRAMES
 from tests.recordings.media import write_frames
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -135,6 +136,30 @@ def test_parameters_that_do_not_fit_the_model_stop_before_any_work(
                  '{"sleep": 5}'])  # fmt: skip
     assert code == 2
     assert "unknown label(s) sleep" in capsys.readouterr().err
+
+
+def test_a_long_recording_gives_the_same_files_in_stretches_as_in_order(
+    keyframed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written = {}
+    for processes in ("1", "2"):
+        out = tmp_path / f"p{processes}"
+        assert main(["analyze", str(keyframed), "--out", str(out), "--processes", processes]) == 0
+        written[processes] = out / "cage"
+    assert f"cage: {LONG_FRAMES} frames" in capsys.readouterr().out
+    for name in ("frames.csv", "bouts.csv", "time_budget.csv", "transitions.csv", "boris.csv"):
+        one, two = (written[p] / name for p in ("1", "2"))
+        assert one.read_bytes() == two.read_bytes(), name
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "two"])
+def test_a_bad_processes_value_is_a_usage_error(
+    inputs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["analyze", str(inputs[0]), "--out", str(tmp_path), "--processes", value])
+    assert stopped.value.code == 2
+    assert "--processes" in capsys.readouterr().err
 
 
 def test_a_bad_min_bout_value_is_a_usage_error(
