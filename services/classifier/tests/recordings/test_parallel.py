@@ -36,7 +36,7 @@ from classifier.recordings.source import (
     VideoStretch,
 )
 from tests.recordings.conftest import LONG_FRAMES
-from tests.recordings.media import encode_video, garble, png_bytes
+from tests.recordings.media import encode_video, garble, png_bytes, truncate
 from tests.support.server import SRC
 
 
@@ -177,6 +177,29 @@ def test_a_damaged_video_fails_as_decoding_it_in_order_fails(
     assert isinstance(errors[0], CorruptRecordingError)
     assert [(type(e), e.detail) for e in errors[1:]] == [(type(errors[0]), errors[0].detail)]
     assert "damaged.mp4" in errors[0].detail
+
+
+def test_a_truncated_video_fails_as_decoding_it_in_order_fails(
+    long_recording: tuple[np.ndarray, list[str]], bundled_model: SequenceModel, tmp_path: Path
+) -> None:
+    """Its index (written first) lists every frame; the frames after the cut are gone."""
+    whole = encode_video(
+        tmp_path / "whole.mp4", long_recording[0], faststart=True, x264_params="keyint=90"
+    )
+    cut = truncate(whole, 0.6, tmp_path / "cut.mp4")
+    assert VideoSource(cut).stretches(2) is not None  # the cut is in the last stretch
+    errors: list[RecordingError] = []
+    before = _children()
+    for processes in (1, 2):
+        with pytest.raises(RecordingError) as caught:
+            analyse_recording(
+                VideoSource(cut), bundled_model, AnalysisParameters(), processes=processes
+            )
+        errors.append(caught.value)
+    assert _children() == before
+    assert isinstance(errors[0], CorruptRecordingError)
+    assert f"the container lists {LONG_FRAMES} frames" in errors[0].detail
+    assert (type(errors[1]), errors[1].detail) == (type(errors[0]), errors[0].detail)
 
 
 @pytest.fixture(scope="module")

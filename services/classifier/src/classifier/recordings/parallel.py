@@ -11,7 +11,8 @@ the chunks back in order and gives them to the sequence head or the temporal hea
 little. Memory stays a few stretches of embeddings (256 bytes a frame) whatever the length.
 
 A video that does not split cleanly (``IrregularStretchError``: frames without timestamps,
-timestamps out of order, a decoding error) makes ``encoded_in_stretches`` raise
+timestamps out of order, a decoding error, fewer frames than the container lists) makes
+``encoded_in_stretches`` raise
 ``StretchesAbandonedError``; the caller then decodes the whole file in order, which names any
 real fault exactly as it would have. An image sequence's bad frame is a ``RecordingError``
 raised where the frames before it have been read, as decoding in order would.
@@ -110,6 +111,13 @@ class _Pool:
     def __init__(self, source: FrameSource, model: SequenceModel, workers: int) -> None:
         self.conns: list[Connection] = []
         self.pids: list[int] = []
+        try:
+            self._start(source, model, workers)
+        except BaseException:  # a failed fork: the workers already started go too
+            self.kill()
+            raise
+
+    def _start(self, source: FrameSource, model: SequenceModel, workers: int) -> None:
         for _ in range(workers):
             ours, theirs = Pipe(duplex=True)
             pid = os.fork()
@@ -171,6 +179,11 @@ class _Pool:
                     raise error
                 reading += 1
                 yield from waiting.pop(reading, [])
+        listed = getattr(stretches[0], "listed", None)
+        if listed and frames < listed:
+            # A video that ends before the frames its container lists: decoding it in order
+            # says where and how (a truncated file), as it would have without stretches.
+            raise StretchesAbandonedError(f"{frames} frames decoded, the container lists {listed}")
 
     def stop(self) -> None:
         """Tell the workers there is no more work and let them exit."""

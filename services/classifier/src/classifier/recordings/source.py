@@ -372,8 +372,10 @@ class VideoSource:
         if not starts:
             return None
         bounds: list[int | None] = [None, *starts, None]
+        listed = stream.frames or None
         return [
-            VideoStretch(origin, bounds[part], bounds[part + 1]) for part in range(len(starts) + 1)
+            VideoStretch(origin, bounds[part], bounds[part + 1], listed)
+            for part in range(len(starts) + 1)
         ]
 
     def frames_of(self, spec: InputSpec, stretch: Stretch) -> Generator[DecodedFrame, None, None]:
@@ -425,11 +427,13 @@ class VideoSource:
 class VideoStretch:
     """Frames shown from ``start`` (a keyframe's timestamp; None: the first frame) up to
     ``end`` (the next stretch's start; None: the last frame). ``origin``: the first frame's
-    timestamp, from which every frame's time is counted."""
+    timestamp, from which every frame's time is counted; ``listed``: the frames the container
+    lists, when it does (fewer decoded means a truncated file)."""
 
     origin: int
     start: int | None
     end: int | None
+    listed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
