@@ -14,7 +14,7 @@ import json
 import math
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,27 @@ RESULT_FILES = (
 BINS_FILE = "time_budget_bins.csv"
 
 Cell = str | int | float | None
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(row: Any) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(type(row))
+    if names is None:
+        names = _FIELD_NAMES[type(row)] = tuple(field.name for field in fields(row))
+    return names
+
+
+def _values(row: Any) -> list[Cell]:
+    """A flat dataclass row's values in field order. ``dataclasses.asdict`` deep-copies every
+    value on the way: for an hour's 2,600 bouts it was a fifth of writing the results."""
+    return [getattr(row, name) for name in _field_names(row)]
+
+
+def _mapping(row: Any) -> dict[str, Any]:
+    """A flat dataclass row as a dict, field by field (see ``_values``)."""
+    return {name: getattr(row, name) for name in _field_names(row)}
 
 
 def _cell(value: Cell) -> str:
@@ -75,7 +96,7 @@ class BoutRow:
                    bout.start_s, bout.end_s, bout.duration_s, bout.mean_confidence)  # fmt: skip
 
     def cells(self) -> list[Cell]:
-        return list(asdict(self).values())
+        return _values(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +117,10 @@ class BudgetRow:
 
     @classmethod
     def of(cls, budget: LabelBudget) -> BudgetRow:
-        return cls(**asdict(budget))
+        return cls(**_mapping(budget))
 
     def cells(self) -> list[Cell]:
-        return list(asdict(self).values())
+        return _values(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +145,7 @@ class BinRow:
                    row.total_s, row.percent)  # fmt: skip
 
     def cells(self) -> list[Cell]:
-        return list(asdict(self).values())
+        return _values(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +213,7 @@ class BorisRow:
         return list(BORIS_COLUMNS)
 
     def cells(self) -> list[Cell]:
-        return list(asdict(self).values())
+        return _values(self)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
@@ -304,12 +325,12 @@ def result_document(analysis: RecordingAnalysis, provenance: Provenance) -> dict
         "duration_s": analysis.duration_s,
         "windows": analysis.windows,
         "analysis_seconds": round(analysis.seconds, 3),
-        "time_budget": [asdict(BudgetRow.of(row)) for row in analysis.budget],
+        "time_budget": [_mapping(BudgetRow.of(row)) for row in analysis.budget],
         "transitions": {"labels": list(analysis.labels), "counts": analysis.transitions},
-        "bouts": [asdict(row) for row in bout_rows(analysis)],
+        "bouts": [_mapping(row) for row in bout_rows(analysis)],
     }
     if analysis.bins is not None:
-        document["time_budget_bins"] = [asdict(BinRow.of(row)) for row in analysis.bins]
+        document["time_budget_bins"] = [_mapping(BinRow.of(row)) for row in analysis.bins]
     return document
 
 
