@@ -74,6 +74,18 @@ def _both(
     return runs[0], runs[1]
 
 
+def _errors(source_of: Callable[[], FrameSource], model: SequenceModel) -> list[RecordingError]:
+    """The errors analysing the same recording in order (1 process) and in stretches (2) gave."""
+    errors: list[RecordingError] = []
+    before = _children()
+    for processes in (1, 2):
+        with pytest.raises(RecordingError) as caught:
+            analyse_recording(source_of(), model, AnalysisParameters(), processes=processes)
+        errors.append(caught.value)
+    assert _children() == before, "a worker process outlived the analysis"
+    return errors
+
+
 def _assert_same(in_order: RecordingAnalysis, stretched: RecordingAnalysis) -> None:
     assert in_order.stretches == 0
     assert stretched.stretches >= 2
@@ -168,15 +180,7 @@ def test_a_damaged_video_fails_as_decoding_it_in_order_fails(
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(keyframed.read_bytes())
     garble(damaged, at=0.7, length=4000)
-    errors: list[RecordingError] = []
-    before = _children()
-    for processes in (1, 2):
-        with pytest.raises(RecordingError) as caught:
-            analyse_recording(
-                VideoSource(damaged), bundled_model, AnalysisParameters(), processes=processes
-            )
-        errors.append(caught.value)
-    assert _children() == before
+    errors = _errors(lambda: VideoSource(damaged), bundled_model)
     assert isinstance(errors[0], CorruptRecordingError)
     assert [(type(e), e.detail) for e in errors[1:]] == [(type(errors[0]), errors[0].detail)]
     assert "damaged.mp4" in errors[0].detail
@@ -191,15 +195,7 @@ def test_a_truncated_video_fails_as_decoding_it_in_order_fails(
     )
     cut = truncate(whole, 0.6, tmp_path / "cut.mp4")
     assert VideoSource(cut).stretches(2) is not None  # the cut is in the last stretch
-    errors: list[RecordingError] = []
-    before = _children()
-    for processes in (1, 2):
-        with pytest.raises(RecordingError) as caught:
-            analyse_recording(
-                VideoSource(cut), bundled_model, AnalysisParameters(), processes=processes
-            )
-        errors.append(caught.value)
-    assert _children() == before
+    errors = _errors(lambda: VideoSource(cut), bundled_model)
     assert isinstance(errors[0], CorruptRecordingError)
     assert f"the container lists {LONG_FRAMES} frames" in errors[0].detail
     assert (type(errors[1]), errors[1].detail) == (type(errors[0]), errors[0].detail)
@@ -251,13 +247,9 @@ def test_a_bad_frame_late_in_a_sequence_fails_naming_it_as_in_order(
     def source() -> ImageSequenceSource:
         return ImageSequenceSource([copy] * len(spans), names, 30.0, spans=spans)
 
-    details = []
-    before = _children()
-    for processes in (1, 2):
-        with pytest.raises(MixedFrameSizesError) as caught:
-            analyse_recording(source(), bundled_model, AnalysisParameters(), processes=processes)
-        details.append(caught.value.detail)
-    assert _children() == before
+    errors = _errors(source, bundled_model)
+    assert all(isinstance(error, MixedFrameSizesError) for error in errors)
+    details = [error.detail for error in errors]
     assert details[0] == details[1]
     assert details[0].startswith("frame 2600 (frame_02600.png) is 32x32")
 

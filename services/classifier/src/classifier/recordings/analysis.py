@@ -338,19 +338,26 @@ def analyse_recording(
         windows=labelled.windows,
         seconds=time.perf_counter() - started,
         method=method,
-        stretches=len(stretches) if stretches is not None and labelled.stretched else 0,
+        stretches=labelled.stretches,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class _Labelled:
-    """What labelling the frames gave; ``stretched``: decoded in stretches (parallel.py)."""
+    """What labelling the frames gave; ``stretches``: how many the recording was decoded in
+    (parallel.py), 0 in order."""
 
     probabilities: FloatArray
     starts: Sequence[float] | npt.NDArray[np.float64]
     last_duration: float | None
     windows: int
-    stretched: bool = False
+    stretches: int = 0
+
+
+def _report(progress: Progress | None, done: int, estimate: int | None) -> None:
+    """Progress while decoding: the container's estimate of the total, never below ``done``."""
+    if progress is not None:
+        progress(done, max(estimate, done) if estimate else None)
 
 
 def _scorer(
@@ -383,8 +390,7 @@ def _label_in_order(
         done = len(starts)
         if done % CHUNK_FRAMES == 0:
             _check_cancelled(cancelled, done)
-            if progress is not None:
-                progress(done, max(estimate, done) if estimate else None)
+            _report(progress, done, estimate)
     return _Labelled(scorer.finish(), starts, last_duration, scorer.windows)
 
 
@@ -405,8 +411,7 @@ def _label_in_stretches(
     estimate = source.info.declared_frames
 
     def received(done: int) -> None:
-        if progress is not None:
-            progress(done, max(estimate, done) if estimate else None)
+        _report(progress, done, estimate)
 
     starts: list[npt.NDArray[np.float64]] = []
     last_duration: float | None = None
@@ -418,7 +423,7 @@ def _label_in_stretches(
         starts.append(chunk.times)
         last_duration = chunk.last_duration
     times = np.concatenate(starts)
-    return _Labelled(scorer.finish(), times, last_duration, scorer.windows, stretched=True)
+    return _Labelled(scorer.finish(), times, last_duration, scorer.windows, len(stretches))
 
 
 def _frame_times(
