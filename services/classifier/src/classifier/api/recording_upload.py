@@ -3,13 +3,13 @@
 One ``video`` part becomes one file; ``frames`` parts (an image sequence, often tens of thousands
 of them) are appended to one pack file, each frame's offset, size and client filename kept in
 order (one file instead of a hundred thousand: creating them cost more than parsing the body);
-every other part is a small form field held in memory. python-multipart's callback parser cuts
-the parts as the chunks arrive; the file writes of each megabyte or so of chunks run together in
-a worker thread, so a slow disk never stalls the event loop. The parts' bytes are hashed as they
-pass (the job's ``input_sha256``, computed as ``recordings.analysis`` defines it for a video and
-for an image sequence). Limits are checked while streaming: the body's bytes, the frame count,
-each frame's bytes, the fields. The caller owns the target folder and removes it when anything
-fails.
+every other part is a small form field held in memory. ``pipeline.upload.StreamingParts`` cuts
+the parts as the chunks arrive, by the clip endpoints' rules; the file writes of each megabyte or
+so of chunks run together in a worker thread, so a slow disk never stalls the event loop. The
+parts' bytes are hashed as they pass (the job's ``input_sha256``, computed as
+``recordings.analysis`` defines it for a video and for an image sequence). Limits are checked
+while streaming: the body's bytes, the frame count, each frame's bytes, the fields. The caller
+owns the target folder and removes it when anything fails.
 """
 
 from __future__ import annotations
@@ -24,15 +24,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 import anyio.to_thread
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from classifier.core.errors import (
-    BadUploadError,
     ContentTooLargeError,
     InsufficientStorageError,
     InvalidRecordingRequestError,
 )
+from classifier.pipeline.upload import StreamingParts
 from classifier.recordings.analysis import sequence_sha256
 
 VIDEO_FIELD = "video"
@@ -175,7 +173,7 @@ class _DiskWriter:
 
 
 class _PartCollector:
-    """The parser's callbacks: sort each part into a field, the video, or the next frame."""
+    """The parser's sink: sort each part into a field, the video, or the next frame."""
 
     def __init__(
         self,
@@ -189,59 +187,19 @@ class _PartCollector:
         self.received = ReceivedRecording()
         self.digest = hashlib.sha256()  # of the video, or of the frame being received
         self.frame_digests: list[str] = []
-        self.ended = False
-        self._header_name = bytearray()
-        self._header_value = bytearray()
-        self._headers: dict[bytes, bytes] = {}
         self._kind: str | None = None  # "field", "video" or "frame" for the current part
         self._name = ""
         self._field_value = bytearray()
         self._part_bytes = 0
-        self._parts = 0
         self._pack: Path | None = None  # the image sequence's pack file, once a frame arrived
         self._pack_bytes = 0
         self._frame_filename = ""
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        return {
-            "on_part_begin": self.part_begin,
-            "on_header_field": self.header_field,
-            "on_header_value": self.header_value,
-            "on_header_end": self.header_end,
-            "on_headers_finished": self.headers_finished,
-            "on_part_data": self.part_data,
-            "on_part_end": self.part_end,
-            "on_end": self.end,
-        }
-
-    def part_begin(self) -> None:
-        self._headers = {}
-        self._kind = None
-        self._parts += 1
-
-    def header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_name += data[start:end]
-
-    def header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def header_end(self) -> None:
-        self._headers[bytes(self._header_name).strip().lower()] = bytes(self._header_value).strip()
-        self._header_name.clear()
-        self._header_value.clear()
-
-    def headers_finished(self) -> None:
-        disposition, params = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if disposition != b"form-data" or b"name" not in params:
-            raise BadUploadError(
-                f"part {self._parts} has no Content-Disposition: form-data header with a name"
-            )
-        self._name = params[b"name"].decode("utf-8", "replace")
-        raw_filename = params.get(b"filename")
-        filename = None if raw_filename is None else raw_filename.decode("utf-8", "replace")
+    def begin(self, name: str, filename: str | None) -> None:
+        self._name = name
         self._part_bytes = 0
         received = self.received
-        if self._name == VIDEO_FIELD:
+        if name == VIDEO_FIELD:
             if received.video is not None:
                 raise InvalidRecordingRequestError("the upload has more than one video part")
             if self._pack is not None:
@@ -252,7 +210,7 @@ class _PartCollector:
             received.video = self.writer.directory / "video" / _safe_name(shown)
             received.video_filename = shown
             self.writer.open(received.video)
-        elif self._name == FRAMES_FIELD:
+        elif name == FRAMES_FIELD:
             if len(received.frames) >= self.limits.max_frames:
                 raise ContentTooLargeError(
                     f"the image sequence has more than {self.limits.max_frames} frames "
@@ -273,31 +231,29 @@ class _PartCollector:
                 raise ContentTooLargeError(
                     f"the upload has more than {self.limits.max_fields} form fields"
                 )
-            if self._name in received.fields:
-                raise InvalidRecordingRequestError(f"the field {self._name!r} is given twice")
+            if name in received.fields:
+                raise InvalidRecordingRequestError(f"the field {name!r} is given twice")
             self._kind = "field"
             self._field_value.clear()
 
-    def part_data(self, data: bytes, start: int, end: int) -> None:
-        size = end - start
-        self._part_bytes += size
+    def data(self, piece: bytes) -> None:
+        self._part_bytes += len(piece)
         if self._kind == "field":
             if self._part_bytes > self.limits.max_field_bytes:
                 raise ContentTooLargeError(
                     f"the field {self._name!r} is larger than {self.limits.max_field_bytes} bytes"
                 )
-            self._field_value += data[start:end]
+            self._field_value += piece
             return
         if self._kind == "frame" and self._part_bytes > self.limits.max_frame_bytes:
             raise ContentTooLargeError(
                 f"frame {len(self.received.frames)} ({self._frame_filename}) is larger than "
                 f"{self.limits.max_frame_bytes} bytes (limit max_sequence_frame_bytes)"
             )
-        piece = bytes(data[start:end])
         self.digest.update(piece)
         self.writer.write(piece)
 
-    def part_end(self) -> None:
+    def end(self) -> None:
         if self._kind == "field":
             try:
                 value = self._field_value.decode("utf-8")
@@ -319,10 +275,10 @@ class _PartCollector:
             self.frame_digests.append(self.digest.hexdigest())
         self._kind = None
 
-    def end(self) -> None:
+    def finish(self) -> None:
+        """The closing delimiter has been read: close the pack file, if any."""
         if self._pack is not None:
             self.writer.close()
-        self.ended = True
 
 
 async def receive_recording(
@@ -340,7 +296,7 @@ async def receive_recording(
     """
     writer = _DiskWriter(directory, limits.min_free_bytes)
     collector = _PartCollector(writer, limits, on_field)
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+    parser = StreamingParts(boundary, collector)
     received = 0
     try:
         async for chunk in chunks:
@@ -350,18 +306,14 @@ async def receive_recording(
                     f"the upload is larger than {limits.max_bytes} bytes "
                     "(limit max_recording_bytes)"
                 )
-            try:
-                parser.write(chunk)
-            except MultipartParseError as exc:
-                raise BadUploadError(f"malformed multipart body: {exc}") from None
+            parser.write(chunk)
             await writer.flush(at_least=FLUSH_BYTES)
+        parser.close()
+        collector.finish()
         await writer.flush()
     except BaseException:
         writer.abandon()
         raise
-    if not collector.ended:
-        writer.abandon()
-        raise BadUploadError("the multipart body ends before its closing boundary")
     result = collector.received
     # The same input hash the command line computes for the same video or image files.
     result.sha256 = (
