@@ -89,7 +89,7 @@ def open_frame(frame: UploadedFrame) -> Image.Image:
     )
 
 
-def _png_header(data: bytes) -> tuple[int, int, int, int] | None:
+def png_header(data: bytes) -> tuple[int, int, int, int] | None:
     """A PNG's width, height, bit depth and colour type from its IHDR chunk, which comes first
     (length, b"IHDR", width, height, depth, colour type, ...); None for anything else."""
     if len(data) < 33 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
@@ -100,15 +100,20 @@ def _png_header(data: bytes) -> tuple[int, int, int, int] | None:
 
 def png_size(data: bytes) -> tuple[int, int] | None:
     """A PNG's (width, height) as its header declares it, without Pillow; None if not a PNG."""
-    header = _png_header(data)
+    header = png_header(data)
     return None if header is None else (header[0], header[1])
 
 
 def decode_png_fast(data: bytes, spec: InputSpec) -> PixelArray | None:
     """The frame's pixels via libspng, or None when the PNG needs Pillow's conversions."""
-    header = _png_header(data)
-    if header is None:
-        return None
+    header = png_header(data)
+    return None if header is None else decode_png_as(data, header, spec)
+
+
+def decode_png_as(
+    data: bytes, header: tuple[int, int, int, int], spec: InputSpec
+) -> PixelArray | None:
+    """``decode_png_fast`` for a PNG whose header (``png_header``) has been read already."""
     width, height, depth, colour = header
     if (width, height) != (spec.width, spec.height) or depth != 8:
         return None
